@@ -1,0 +1,46 @@
+# One entry point for people and CI. `make test` works on a fresh machine: it creates
+# .venv, installs the pinned dependencies and starts what the tests need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+export RAY_AUTH_MODE ?= disabled
+export RAY_worker_niceness ?= 0
+
+.PHONY: install run sim test check bench bench-full clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,bench]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: the service on this machine, against the local simulator (no API key needed)
+run: install
+	$(BIN)/python -m claude_sim --profile tier1 --port 8787
+
+## sim: the Anthropic API simulator alone on :8787
+sim: install
+	$(BIN)/python -m claude_sim --profile tier1 --port 8787
+
+## test: the whole suite
+test: install
+	$(BIN)/python -m pytest
+
+## check: lint, format and strict typing, as CI runs them
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## bench: the benchmarks (under 10 minutes); results go to BENCHMARKS.md and bench/results/
+bench: install
+	$(BIN)/python -m bench.sim_limits --seconds 60
+	$(BIN)/python -m bench.sim_streams --streams 1000
+
+bench-full: bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import random
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,9 +80,10 @@ def _pick_tool(req: MessagesRequest, latest: list[str]) -> Tool | None:
         return None
     if choice is not None and choice.type == "tool":
         return next(t for t in tools if t.name == choice.name)
+    # The tool named last in the latest turn is the one the request asks for.
     text = " ".join(latest)
     named = [t for t in tools if t.name in text]
-    return named[0] if named else tools[0]
+    return max(named, key=lambda t: text.rfind(t.name)) if named else tools[0]
 
 
 def complete(
@@ -98,7 +98,7 @@ def complete(
     """The model's answer to ``req``."""
     rng = random.Random(request_seed(seed, body))
     latest, context = _request_texts(req)
-    words = RequestWords(latest + context)
+    words = RequestWords(latest + context, focus=latest[-1:], salient=latest[-1:])
     spread = math.exp(rng.gauss(0.0, model.output_sigma)) if model.output_sigma else 1.0
     tool = _pick_tool(req, latest)
     forced = req.tool_choice is not None and req.tool_choice.type in ("any", "tool")
@@ -120,7 +120,7 @@ def complete(
         starts.append(
             {
                 "type": "tool_use",
-                "id": f"toolu_{secrets.token_hex(12)}",
+                "id": f"toolu_{rng.getrandbits(96):024x}",
                 "name": tool.name,
                 "input": {},
             }

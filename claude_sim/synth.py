@@ -30,9 +30,17 @@ MAX_DEPTH = 8
 
 
 class RequestWords:
-    """Vocabulary drawn from a request: plain words for prose, raw tokens for patterns."""
+    """Vocabulary drawn from a request: plain words for prose, raw tokens for patterns.
 
-    def __init__(self, texts: list[str]) -> None:
+    Tokens of the ``focus`` texts (the request's last content block, the task at hand) come
+    first when a pattern matches there, as a model attends to the task before the context;
+    words of the ``salient`` texts (the last turn) steer choices among enum values and
+    tagged alternatives (``add_section`` when the task says to add a section).
+    """
+
+    def __init__(
+        self, texts: list[str], focus: list[str] | None = None, salient: list[str] | None = None
+    ) -> None:
         words: list[str] = []
         tokens: list[str] = []
         for text in texts:
@@ -40,16 +48,45 @@ class RequestWords:
             tokens += _TOKEN.findall(text)
         self.words = list(dict.fromkeys(words)) or list(_FILLER)
         self.tokens = list(dict.fromkeys(tokens))
+        self.focus = list(dict.fromkeys(t for text in focus or [] for t in _TOKEN.findall(text)))
+        self.salient = {_stem(w) for text in salient or [] for w in _WORD.findall(text.lower())}
+        self.focus_words = list(
+            dict.fromkeys(
+                w.lower()
+                for text in focus or []
+                for w in _WORD.findall(text)
+                if w.lower() not in _STOP
+            )
+        )
+
+    def relevance(self, value: Any) -> int:
+        """How many words of ``value`` (an enum value or tag) the task mentions."""
+        if not isinstance(value, str):
+            return 0
+        return sum(_stem(w) in self.salient for w in re.split(r"[_\-\s]+", value.lower()) if w)
+
+    def pick(self, values: list[Any], rng: random.Random) -> int:
+        """The index of one of ``values``: nearly always one the task mentions most, now
+        and then any (a model's occasional slip)."""
+        scores = [self.relevance(v) for v in values]
+        best = max(scores, default=0)
+        if best > 0 and rng.random() < 0.97:
+            return rng.choice([i for i, score in enumerate(scores) if score == best])
+        return rng.randrange(len(values))
 
     def phrase(self, rng: random.Random, n: int) -> str:
-        return " ".join(rng.choice(self.words) for _ in range(max(1, n)))
+        """Words about the task: mostly from the focus, some from the whole request."""
+        pool = self.focus_words if self.focus_words and rng.random() < 0.8 else self.words
+        return " ".join(rng.choice(pool) for _ in range(max(1, n)))
 
     def matching(self, pattern: str) -> list[str]:
+        """Tokens that match ``pattern``: those of the focus if any match, else all."""
         try:
             rx = re.compile(pattern)
         except re.error:
             return []
-        return [t for t in self.tokens if rx.search(t)]
+        focused = [t for t in self.focus if rx.search(t)]
+        return focused or [t for t in self.tokens if rx.search(t)]
 
 
 _TEMPLATES = (
@@ -93,7 +130,7 @@ class SchemaFiller:
         if "const" in schema:
             return schema["const"]
         if "enum" in schema:
-            return rng.choice(schema["enum"])
+            return schema["enum"][self._words.pick(list(schema["enum"]), rng)]
         if "allOf" in schema:
             merged: dict[str, Any] = {}
             for part in schema["allOf"]:
@@ -104,10 +141,13 @@ class SchemaFiller:
             if key in schema:
                 options = [self._resolve(o) for o in schema[key]]
                 concrete = [o for o in options if o.get("type") != "null"]
+                # Keywords beside the combinator apply too: fill the chosen branch merged in.
+                base = {k: v for k, v in schema.items() if k not in (key, "discriminator")}
                 if concrete and (
                     depth >= MAX_DEPTH or rng.random() < 0.9 or len(concrete) == len(options)
                 ):
-                    return self.fill(rng.choice(concrete), depth + 1)
+                    option = concrete[self._words.pick([_tag(o) for o in concrete], rng)]
+                    return self.fill(_merge(base, option), depth + 1)
                 return None
         kind = schema.get("type")
         if isinstance(kind, list):
@@ -149,7 +189,10 @@ class SchemaFiller:
         out: dict[str, Any] = {}
         keep_optional = 0.0 if depth >= MAX_DEPTH else min(0.9, 0.5 * self._richness)
         for name, sub in props.items():
-            if name in required or self._rng.random() < keep_optional:
+            wanted = name in required or (
+                self._rng.random() < keep_optional and not self._unknown_reference(sub)
+            )
+            if wanted:
                 out[name] = self.fill(sub, depth + 1)
         extra = schema.get("additionalProperties")
         if not props and isinstance(extra, dict) and depth < MAX_DEPTH:
@@ -159,6 +202,14 @@ class SchemaFiller:
         while len(out) < low and isinstance(extra, dict):
             out[f"{self._rng.choice(self._words.words)}_{len(out)}"] = self.fill(extra, depth + 1)
         return out
+
+    def _unknown_reference(self, schema: dict[str, Any]) -> bool:
+        """An optional patterned string (an id) that nothing in the request matches: a model
+        leaves such a field out rather than invent an id."""
+        schema = self._resolve(schema)
+        options = [self._resolve(o) for o in schema.get("anyOf", [schema])]
+        patterns = [o["pattern"] for o in options if "pattern" in o]
+        return bool(patterns) and not any(self._words.matching(p) for p in patterns)
 
     def _array(self, schema: dict[str, Any], depth: int) -> list[Any]:
         low = int(schema.get("minItems", 0))
@@ -193,7 +244,7 @@ class SchemaFiller:
         if "pattern" in schema:
             pattern = schema["pattern"]
             candidates = [t for t in self._words.matching(pattern) if low <= len(t) <= high]
-            if candidates and rng.random() < 0.85:
+            if candidates:
                 return rng.choice(candidates)
             sampled = regex_sample.sample(pattern, rng)
             if sampled is not None and low <= len(sampled) <= high:
@@ -247,6 +298,25 @@ def _formatted(fmt: str, words: RequestWords, rng: random.Random) -> str | None:
         "ipv4": ".".join(str(rng.randint(1, 254)) for _ in range(4)),
         "duration": f"PT{rng.randint(1, 59)}M",
     }.get(fmt)
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
+def _tag(option: dict[str, Any]) -> str:
+    """The words that tell a tagged alternative apart: its const properties, or its title."""
+    consts = [
+        str(p["const"])
+        for p in option.get("properties", {}).values()
+        if isinstance(p, dict) and "const" in p
+    ]
+    enums = [
+        str(p["enum"][0])
+        for p in option.get("properties", {}).values()
+        if isinstance(p, dict) and len(p.get("enum", ())) == 1
+    ]
+    return " ".join(consts + enums) or str(option.get("title", ""))
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

@@ -37,6 +37,8 @@ check: install
 
 ## bench: the benchmarks (under 10 minutes); results go to BENCHMARKS.md and bench/results/
 bench: install
+	$(BIN)/python -m bench.planner_report
+	$(BIN)/python -m bench.pipeline_cost
 	$(BIN)/python -m bench.sim_limits --seconds 60
 	$(BIN)/python -m bench.sim_streams --streams 1000
 

@@ -1,0 +1,77 @@
+"""One agent call against claude_sim: validation, repair, usage and cost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agents.config import SONNET_5_5, Price
+from agents.errors import AgentOutputError, NocodeError
+from agents.prompting import AgentTask, GenerationContext
+from agents.usage import CallUsage
+from tests.agents.test_page import sample_page
+
+CONTEXT = GenerationContext("home", "Make the pricing cards stand out", sample_page())
+
+
+def task(agent: str) -> AgentTask:
+    return AgentTask(agent, CONTEXT, sample_page())
+
+
+async def test_a_valid_answer_comes_back_parsed_with_its_usage(make_pipeline: Any) -> None:
+    runner = make_pipeline().runner
+    outcome = await runner.run(task("styles"))
+    assert outcome.agent == "styles"
+    assert "ops" in outcome.output
+    assert outcome.attempts >= 1
+    assert len(outcome.calls) == outcome.attempts
+    assert outcome.calls[0].model == "claude-haiku-5-5"
+    assert outcome.calls[0].output_tokens > 0
+
+
+async def test_schema_violations_get_a_repair_call_then_a_typed_error(make_pipeline: Any) -> None:
+    runner = make_pipeline(sim={"faults": {"invalid_tool_input": 1.0}}).runner
+    with pytest.raises(AgentOutputError) as err:
+        await runner.run(task("review"))
+    assert err.value.fields["agent"] == "review"
+    assert len(err.value.fields["usage"]) == 2, "one call and one repair, both accounted"
+    assert err.value.status == 502
+
+
+async def test_a_repair_can_succeed(make_pipeline: Any) -> None:
+    runner = make_pipeline(sim={"faults": {"invalid_tool_input": 0.5}, "seed": 5}).runner
+    repaired = []
+    for _ in range(12):
+        try:
+            outcome = await runner.run(task("review"))
+        except AgentOutputError:
+            continue
+        if outcome.attempts == 2:
+            repaired.append(outcome)
+    assert repaired, "no answer was repaired in 12 tries"
+    assert all(len(o.calls) == 2 for o in repaired)
+
+
+def test_agent_errors_survive_pickling() -> None:
+    import pickle
+
+    error = AgentOutputError("bad", agent="review", problems=["x: required"])
+    again = pickle.loads(pickle.dumps(error))
+    assert isinstance(again, NocodeError)
+    assert again.fields == {"agent": "review", "problems": ["x: required"]}
+    assert again.to_json()["type"] == "agent_output_invalid"
+
+
+def test_cost_uses_each_token_kind_price() -> None:
+    usage = CallUsage(
+        model="m",
+        input_tokens=1_000_000,
+        output_tokens=100_000,
+        cache_creation_input_tokens=300_000,
+        cache_read_input_tokens=2_000_000,
+        cache_write_1h_tokens=100_000,
+    )
+    price = Price(input=2, output=10, cache_write_5m=2.5, cache_write_1h=4, cache_read=0.1)
+    assert usage.cost(price) == pytest.approx(2 + 1 + 0.5 + 0.4 + 0.2)
+    assert SONNET_5_5.price.cache_read < SONNET_5_5.price.input

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from agents.config import SONNET_5_5, Price
+from agents.config import SONNET_5_5, PipelineConfig, Price
 from agents.errors import AgentOutputError, NocodeError
 from agents.prompting import AgentTask, GenerationContext
+from agents.specs import SPEC_BY_NAME, SPECS
 from agents.usage import CallUsage
 from tests.agents.test_page import sample_page
 
@@ -75,3 +76,15 @@ def test_cost_uses_each_token_kind_price() -> None:
     price = Price(input=2, output=10, cache_write_5m=2.5, cache_write_1h=4, cache_read=0.1)
     assert usage.cost(price) == pytest.approx(2 + 1 + 0.5 + 0.4 + 0.2)
     assert SONNET_5_5.price.cache_read < SONNET_5_5.price.input
+
+
+@pytest.mark.parametrize("agent", [s.name for s in SPECS])
+async def test_every_agent_builds_a_request_and_validates_its_answer(
+    make_pipeline: Any, agent: str
+) -> None:
+    runner = make_pipeline().runner
+    scope = "sec-2" if SPEC_BY_NAME[agent].fan_out else None
+    outcome = await runner.run(AgentTask(agent, CONTEXT, sample_page(), scope=scope))
+    parsed = SPEC_BY_NAME[agent].output.model_validate(outcome.output)
+    assert parsed is not None
+    assert outcome.calls[0].model == PipelineConfig().model(SPEC_BY_NAME[agent].tier).id

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export RAY_AUTH_MODE ?= disabled
 export RAY_worker_niceness ?= 0
 
-.PHONY: install run sim test check bench bench-full clean
+.PHONY: install redis run sim test check bench bench-full clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,16 +17,23 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## run: the service on this machine, against the local simulator (no API key needed)
+## redis: redis-server from Debian's packages when missing (the tests start their own)
+redis:
+	@command -v redis-server >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+
+## run: the gateway on :8000 with Ray Serve, against the bundled simulator unless
+## ANTHROPIC_API_KEY is set
 run: install
-	$(BIN)/python -m claude_sim --profile tier1 --port 8787
+	$(BIN)/serve run serve_config.yaml
 
 ## sim: the Anthropic API simulator alone on :8787
 sim: install
 	$(BIN)/python -m claude_sim --profile tier1 --port 8787
 
 ## test: the whole suite
-test: install
+test: install redis
 	$(BIN)/python -m pytest
 
 ## check: lint, format and strict typing, as CI runs them

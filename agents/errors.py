@@ -40,6 +40,12 @@ class NocodeError(Exception):
         super().__init__(message)
         self.message = message
         self.fields = fields
+        self.headers: dict[str, str] = {}
+
+    def with_headers(self, headers: dict[str, str]) -> NocodeError:
+        """HTTP headers to send with this error (RateLimit, Retry-After)."""
+        self.headers = dict(headers)
+        return self
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.message, self.fields))

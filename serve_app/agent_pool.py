@@ -1,0 +1,189 @@
+"""One generic agent deployment, bound once per agent: calls Claude under the global budget.
+
+Each replica holds an ``AsyncAnthropic`` with ``max_retries=0``: the gateway decides
+retries. Every upstream call acquires budget first (input tokens counted locally and
+scaled by what this agent's calls were really charged, output as ``max_tokens``), then
+settles with the usage the API reported, feeds the API's rate-limit headers back, and on
+a 429 pauses the pool for every replica. 429, 529, 5xx, timeouts and dropped connections
+are retried with jittered backoff, each attempt through the budget again. Identical calls
+of one tenant are answered from cache, and identical calls in flight share one upstream
+call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal
+
+import anthropic
+import httpx2
+
+from agents.errors import ClaudeAPIError
+from agents.prompting import Params
+from agents.runner import AgentOutcome, AgentRunner, Reply
+from agents.specs import SPEC_BY_NAME
+from claude_sim.tokens import canonical_json, count_block
+from serve_app.budget import Need
+from serve_app.config import Env, GatewayArgs, read_env
+from serve_app.keeper import keeper_handle, shared_store
+from serve_app.store import Store
+
+RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
+AGENT_CACHE = "agent-call"
+
+
+@dataclass(frozen=True)
+class CallMeta:
+    """Who a call is for: the budget's fairness and the caches' tenant scope need it."""
+
+    job_id: str
+    tenant: str
+    user: str
+    priority: Literal["interactive", "batch"] = "interactive"
+    deadline: float = 0.0
+    """Unix time after which waiting for budget is pointless."""
+
+
+def upstream_client(args: GatewayArgs, env: Env) -> anthropic.AsyncAnthropic:
+    """The SDK client: the configured URL, the real API with a key, else the simulator."""
+    key = env.anthropic_api_key.get_secret_value() if env.anthropic_api_key else None
+    base_url = args.upstream.base_url or env.anthropic_base_url
+    if key is None and base_url is None:
+        base_url = args.upstream.simulator_url
+    http = httpx2.AsyncClient(
+        limits=httpx2.Limits(max_connections=2000, max_keepalive_connections=200),
+        timeout=args.upstream.timeout_s,
+    )
+    return anthropic.AsyncAnthropic(
+        api_key=key or "sk-local-simulator", base_url=base_url, max_retries=0, http_client=http
+    )
+
+
+def estimate_input(params: Params) -> int:
+    """Local count of every input token of a request (before any cache discount)."""
+    blocks = [*params.get("tools", []), *params.get("system", [])]
+    for message in params["messages"]:
+        content = message["content"]
+        blocks += [content] if isinstance(content, str) else content
+    return sum(count_block(b) for b in blocks) + 3 * len(params["messages"]) + 3
+
+
+class AgentReplica:
+    """A replica of one agent's pool."""
+
+    def __init__(
+        self,
+        agent: str,
+        args_json: str,
+        *,
+        client: anthropic.AsyncAnthropic | None = None,
+        store: Store | None = None,
+        keeper: Any = None,
+    ) -> None:
+        if agent not in SPEC_BY_NAME:
+            raise ValueError(f"unknown agent {agent!r}")
+        self.agent = agent
+        self.args = GatewayArgs.model_validate_json(args_json)
+        env = read_env()
+        redis_url = env.redis_url.get_secret_value() if env.redis_url else None
+        self._client = client or upstream_client(self.args, env)
+        self._keeper = keeper or keeper_handle(self.args, redis_url)
+        self._store = store or shared_store(self._keeper, redis_url)
+
+    async def ping(self) -> str:
+        """Readiness: this replica answers."""
+        return self.agent
+
+    async def run(self, task: Any, meta: CallMeta) -> AgentOutcome:
+        """The agent's validated answer to ``task`` (an ``AgentTask``)."""
+        runner = AgentRunner(self.args.pipeline, partial(self._send, meta))
+        return await runner.run(task)
+
+    async def _send(self, meta: CallMeta, params: Params) -> Reply:
+        ttl = self.args.upstream.agent_cache_ttl_s
+        if ttl <= 0:
+            return await self._upstream(meta, params)
+        digest = hashlib.sha256(canonical_json(params).encode()).hexdigest()
+        key = f"{meta.tenant}:{digest}"
+        reply, fresh = await self._store.single_flight(
+            AGENT_CACHE,
+            key,
+            partial(self._upstream, meta, params),
+            ttl_s=ttl,
+            wait_s=self.args.upstream.timeout_s,
+        )
+        if fresh:
+            return reply
+        # Answered without an upstream call: nothing was spent on this one.
+        return {**reply, "usage": {"input_tokens": 0, "output_tokens": 0}, "cached": True}
+
+    async def _upstream(self, meta: CallMeta, params: Params) -> Reply:
+        """One logical call: budget, send, settle; retried on what retrying can fix."""
+        pool = self.args.pool_of(params["model"])
+        estimate = estimate_input(params)
+        attempts = self.args.upstream.max_attempts
+        last_error = "no attempt made"
+        for attempt in range(1, attempts + 1):
+            call_id = f"{meta.job_id}:{self.agent}:{uuid.uuid4().hex[:12]}"
+            need = Need(
+                call_id,
+                pool,
+                estimate,
+                params["max_tokens"],
+                user=f"{meta.tenant}/{meta.user}",
+                job_id=meta.job_id,
+                priority=meta.priority,
+                tag=self.agent,
+            )
+            wait = self.args.budget.max_wait_s
+            if meta.deadline:
+                wait = max(1.0, min(wait, meta.deadline - time.time()))
+            await self._keeper.acquire.remote(need, wait)
+            try:
+                raw = await self._client.messages.with_raw_response.create(**params)
+            except anthropic.APIStatusError as exc:
+                await self._keeper.release.remote(call_id)
+                last_error = f"Claude API answered {exc.status_code}: {exc.message}"
+                if exc.status_code == 429:
+                    await self._keeper.pause.remote(pool, _retry_after(exc.response.headers))
+                if exc.status_code not in RETRYABLE:
+                    raise ClaudeAPIError(last_error, upstream_status=exc.status_code) from None
+            except (anthropic.APIConnectionError, httpx2.TransportError) as exc:
+                await self._keeper.release.remote(call_id)
+                last_error = f"Claude API unreachable: {type(exc).__name__}"
+            else:
+                headers = {
+                    k.lower(): v
+                    for k, v in raw.headers.items()
+                    if k.lower().startswith("anthropic-ratelimit-")
+                }
+                message = await raw.parse()
+                usage = message.usage
+                charged = usage.input_tokens + (usage.cache_creation_input_tokens or 0)
+                await self._keeper.settle.remote(call_id, charged, usage.output_tokens)
+                await self._keeper.observe.remote(pool, headers)
+                reply: Reply = json.loads(message.model_dump_json())
+                return reply
+            await asyncio.sleep(_backoff(attempt))
+        raise ClaudeAPIError(
+            f"{self.agent}: gave up after {attempts} attempts: {last_error}", upstream_status=None
+        )
+
+
+def _retry_after(headers: Any) -> float:
+    try:
+        return max(1.0, float(headers.get("retry-after", "5")))
+    except ValueError:
+        return 5.0
+
+
+def _backoff(attempt: int) -> float:
+    """Full jitter: spreads retries so replicas do not come back in step."""
+    return float(random.uniform(0, min(8.0, 0.5 * 2**attempt)))

@@ -1,0 +1,390 @@
+"""The global Claude budget: token buckets per model pool, a fair queue, settle and refund.
+
+Every upstream call first acquires a grant: one request, its input tokens as estimated
+locally, and ``max_tokens`` of output (what the API reserves when it counts output up
+front; when it counts output as produced, the reservation is merely conservative). After
+the call, ``settle`` replaces the estimates with the usage the API reported (cache reads
+cost no ITPM) and refunds the rest; ``release`` refunds a call never sent. Both are
+idempotent per call id, so a retried settle cannot double-count.
+
+Waiting calls are granted round-robin across users, interactive before batch: a user with
+fifty queued calls delays a user with one by one call, not fifty. The head of the queue
+waits for the bucket that is short instead of letting smaller calls overtake it forever.
+Every wait has a deadline, after which the caller gets ``BudgetTimeoutError``. Remaining
+counts the API reports (other clients may share the key) only ever lower the buckets, and
+a 429 pauses the whole pool for ``retry-after``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from agents.errors import BudgetTimeoutError, CancelledError
+
+Priority = Literal["interactive", "batch"]
+KINDS = ("requests", "input_tokens", "output_tokens")
+HEADER_OF = {
+    "requests": "requests",
+    "input_tokens": "input-tokens",
+    "output_tokens": "output-tokens",
+}
+TOKEN_HEADER_ROUNDING = 1000
+SETTLED_MEMORY = 100_000
+"""How many settled call ids are remembered, to make a late duplicate settle a no-op."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-minute limits of one pool, already reduced by the configured headroom."""
+
+    rpm: float
+    itpm: float
+    otpm: float
+
+    def of(self, kind: str) -> float:
+        return {"requests": self.rpm, "input_tokens": self.itpm, "output_tokens": self.otpm}[kind]
+
+
+@dataclass(frozen=True)
+class Need:
+    """What one call asks of its pool."""
+
+    call_id: str
+    pool: str
+    input_tokens: int
+    output_tokens: int
+    user: str = "anonymous"
+    job_id: str | None = None
+    priority: Priority = "interactive"
+    tag: str = ""
+    """Kind of call (the agent): input estimates are scaled by what such calls were charged."""
+
+    def amount(self, kind: str) -> float:
+        return {
+            "requests": 1.0,
+            "input_tokens": float(self.input_tokens),
+            "output_tokens": float(self.output_tokens),
+        }[kind]
+
+
+class InputScale:
+    """How much of a local prompt estimate a kind of call is charged against ITPM.
+
+    Cache reads cost no ITPM, so a prompt whose prefix is cached is charged a fraction of
+    its size; reserving the whole prompt would leave most of the ITPM budget idle. The
+    scale is the highest charged/estimated ratio of the kind's recent calls, plus a margin,
+    so an occasional cache write is covered; a new kind starts at 1 (no discount).
+    """
+
+    def __init__(self, window: int = 20, margin: float = 1.15) -> None:
+        self._ratios: dict[str, deque[float]] = {}
+        self._window = window
+        self._margin = margin
+
+    def reserve(self, tag: str, estimate: int) -> int:
+        ratios = self._ratios.get(tag)
+        scale = 1.0 if not ratios else min(1.0, max(ratios) * self._margin)
+        return max(1, round(estimate * scale))
+
+    def learn(self, tag: str, estimate: int, charged: int) -> None:
+        if estimate > 0:
+            self._ratios.setdefault(tag, deque(maxlen=self._window)).append(charged / estimate)
+
+
+@dataclass
+class _Bucket:
+    capacity: float
+    level: float
+    updated: float
+
+    @property
+    def rate(self) -> float:
+        return self.capacity / 60.0
+
+    def refill(self, now: float) -> float:
+        if now > self.updated:
+            self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
+            self.updated = now
+        return self.level
+
+    def wait_for(self, amount: float, now: float) -> float:
+        missing = min(amount, self.capacity) - self.refill(now)
+        return max(0.0, missing / self.rate)
+
+
+@dataclass
+class _Waiter:
+    need: Need
+    future: asyncio.Future[None]
+    since: float
+
+
+@dataclass
+class _Pool:
+    limits: Limits
+    buckets: dict[str, _Bucket]
+    queues: dict[Priority, OrderedDict[str, deque[_Waiter]]] = field(
+        default_factory=lambda: {"interactive": OrderedDict(), "batch": OrderedDict()}
+    )
+    paused_until: float = 0.0
+    timer: asyncio.TimerHandle | None = None
+    history: deque[tuple[float, float, float, float]] = field(default_factory=deque)
+    """(time, requests, input tokens, output tokens) settled: what utilisation is measured on."""
+
+    def waiting(self) -> int:
+        return sum(len(q) for queues in self.queues.values() for q in queues.values())
+
+    def head(self) -> _Waiter | None:
+        for priority in ("interactive", "batch"):
+            queues = self.queues[priority]
+            if queues:
+                return next(iter(queues.values()))[0]
+        return None
+
+    def pop_head(self) -> None:
+        """Grant order: the head user's first call leaves; that user goes to the back."""
+        for priority in ("interactive", "batch"):
+            queues = self.queues[priority]
+            if queues:
+                user, calls = next(iter(queues.items()))
+                calls.popleft()
+                queues.pop(user)
+                if calls:
+                    queues[user] = calls
+                return
+
+
+class Budget:
+    """All pools of one organisation's Claude budget, in one event loop."""
+
+    def __init__(
+        self,
+        limits: dict[str, Limits],
+        *,
+        start_full: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        now = clock()
+        self._pools = {
+            name: _Pool(
+                lim, {k: _Bucket(lim.of(k), lim.of(k) if start_full else 0.0, now) for k in KINDS}
+            )
+            for name, lim in limits.items()
+        }
+        self._granted: dict[str, Need] = {}
+        self._estimates: dict[str, int] = {}
+        self.scale = InputScale()
+        self._settled: OrderedDict[str, None] = OrderedDict()
+        self.grants_total = 0
+
+    def pool(self, name: str) -> _Pool:
+        if name not in self._pools:
+            raise KeyError(f"no budget for model pool {name!r}; pools: {sorted(self._pools)}")
+        return self._pools[name]
+
+    async def acquire(self, need: Need, *, timeout_s: float) -> None:
+        """Wait until ``need`` fits its pool, then charge it; idempotent per call id.
+
+        ``need.input_tokens`` is the local estimate of the whole prompt; what is reserved
+        is that estimate scaled by what calls of the same tag were really charged.
+        """
+        if need.call_id in self._granted or need.call_id in self._settled:
+            return
+        pool = self.pool(need.pool)
+        self._estimates[need.call_id] = need.input_tokens
+        need = replace(need, input_tokens=self.scale.reserve(need.tag, need.input_tokens))
+        waiter = _Waiter(need, asyncio.get_running_loop().create_future(), self._clock())
+        pool.queues[need.priority].setdefault(need.user, deque()).append(waiter)
+        self._pump(need.pool)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter.future), timeout=timeout_s)
+        except TimeoutError:
+            if waiter.future.done() and not waiter.future.cancelled():
+                return
+            self._estimates.pop(need.call_id, None)
+            self._drop(pool, waiter)
+            raise BudgetTimeoutError(
+                f"no {need.pool} budget within {timeout_s:g} s; "
+                f"{pool.waiting()} other calls are waiting",
+                retry_after_s=round(self.estimated_wait(need.pool, need), 1),
+            ) from None
+        except asyncio.CancelledError:
+            self._drop(pool, waiter)
+            raise
+
+    def settle(self, call_id: str, *, input_tokens: int, output_tokens: int) -> None:
+        """Replace a grant's estimates by what the API charged; refunds the difference."""
+        need = self._granted.pop(call_id, None)
+        if need is None:
+            return
+        self._settled[call_id] = None
+        if len(self._settled) > SETTLED_MEMORY:
+            self._settled.popitem(last=False)
+        self.scale.learn(need.tag, self._estimates.pop(call_id, 0), input_tokens)
+        pool = self.pool(need.pool)
+        now = self._clock()
+        for kind, actual in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
+            bucket = pool.buckets[kind]
+            bucket.refill(now)
+            bucket.level = min(bucket.capacity, bucket.level + need.amount(kind) - actual)
+        pool.history.append((now, 1.0, float(input_tokens), float(output_tokens)))
+        self._pump(need.pool)
+
+    def release(self, call_id: str) -> None:
+        """Refund everything of a grant whose call was never sent."""
+        need = self._granted.pop(call_id, None)
+        self._estimates.pop(call_id, None)
+        if need is None:
+            return
+        pool = self.pool(need.pool)
+        now = self._clock()
+        for kind in KINDS:
+            bucket = pool.buckets[kind]
+            bucket.refill(now)
+            bucket.level = min(bucket.capacity, bucket.level + need.amount(kind))
+        self._pump(need.pool)
+
+    def cancel_job(self, job_id: str) -> int:
+        """Fail the waiting calls of a cancelled job; returns how many there were."""
+        count = 0
+        for name, pool in self._pools.items():
+            for queues in pool.queues.values():
+                for calls in list(queues.values()):
+                    for waiter in [w for w in calls if w.need.job_id == job_id]:
+                        self._drop(pool, waiter)
+                        waiter.future.set_exception(CancelledError("the job was cancelled"))
+                        count += 1
+            self._pump(name)
+        return count
+
+    def observe(self, pool_name: str, headers: dict[str, str]) -> None:
+        """Lower the buckets to what the API says remains (other clients share the key)."""
+        pool = self.pool(pool_name)
+        now = self._clock()
+        for kind in KINDS:
+            raw = headers.get(f"anthropic-ratelimit-{HEADER_OF[kind]}-remaining")
+            if raw is None or not raw.isdigit():
+                continue
+            reported = float(raw) + (0 if kind == "requests" else TOKEN_HEADER_ROUNDING - 1)
+            bucket = pool.buckets[kind]
+            if reported < bucket.refill(now):
+                bucket.level = reported
+
+    def pause(self, pool_name: str, seconds: float) -> None:
+        """Stop granting in a pool (the API said 429) for ``seconds``."""
+        pool = self.pool(pool_name)
+        pool.paused_until = max(pool.paused_until, self._clock() + seconds)
+        self._pump(pool_name)
+
+    def estimated_wait(self, pool_name: str, extra: Need | None = None) -> float:
+        """Seconds until everything queued (and ``extra``) would be granted."""
+        pool = self.pool(pool_name)
+        now = self._clock()
+        waiting = [w.need for q in pool.queues.values() for c in q.values() for w in c]
+        if extra is not None:
+            waiting.append(extra)
+        wait = max(0.0, pool.paused_until - now)
+        for kind in KINDS:
+            bucket = pool.buckets[kind]
+            needed = sum(n.amount(kind) for n in waiting) - bucket.refill(now)
+            wait = max(wait, needed / bucket.rate)
+        return wait
+
+    def job_queue(self, job_id: str) -> dict[str, float] | None:
+        """Where a job's first waiting call stands: position and estimated wait."""
+        for name, pool in self._pools.items():
+            position = 0
+            for priority in ("interactive", "batch"):
+                for calls in pool.queues[priority].values():
+                    for waiter in calls:
+                        position += 1
+                        if waiter.need.job_id == job_id:
+                            return {
+                                "position": position,
+                                "estimated_wait_s": round(self.estimated_wait(name), 1),
+                            }
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Limits, remaining, utilisation and queue of every pool, for /v1/capacity."""
+        now = self._clock()
+        out: dict[str, Any] = {}
+        for name, pool in self._pools.items():
+            while pool.history and pool.history[0][0] < now - 300:
+                pool.history.popleft()
+            used = {}
+            for window in (60, 300):
+                rows = [h for h in pool.history if h[0] >= now - window]
+                used[f"{window // 60}m"] = {
+                    kind: round(
+                        sum(r[i + 1] for r in rows) / (pool.limits.of(kind) * window / 60), 4
+                    )
+                    for i, kind in enumerate(KINDS)
+                }
+            out[name] = {
+                "limits": {k: pool.limits.of(k) for k in KINDS},
+                "remaining": {k: round(pool.buckets[k].refill(now), 1) for k in KINDS},
+                "utilisation": used,
+                "queue_depth": pool.waiting(),
+                "estimated_wait_s": round(self.estimated_wait(name), 2),
+                "paused_for_s": round(max(0.0, pool.paused_until - now), 2),
+            }
+        return out
+
+    def _drop(self, pool: _Pool, waiter: _Waiter) -> None:
+        queues = pool.queues[waiter.need.priority]
+        calls = queues.get(waiter.need.user)
+        if calls is not None and waiter in calls:
+            calls.remove(waiter)
+            if not calls:
+                queues.pop(waiter.need.user)
+
+    def _pump(self, name: str) -> None:
+        """Grant what fits, in fair order; otherwise wake up when the head will fit."""
+        pool = self._pools[name]
+        if pool.timer is not None:
+            pool.timer.cancel()
+            pool.timer = None
+        while (waiter := pool.head()) is not None:
+            if waiter.future.done():
+                pool.pop_head()
+                continue
+            now = self._clock()
+            wait = max(
+                [pool.paused_until - now]
+                + [pool.buckets[k].wait_for(waiter.need.amount(k), now) for k in KINDS]
+            )
+            if wait > 0:
+                loop = asyncio.get_running_loop()
+                pool.timer = loop.call_later(wait + 0.001, self._pump, name)
+                return
+            for kind in KINDS:
+                pool.buckets[kind].level -= waiter.need.amount(kind)
+            pool.pop_head()
+            self._granted[waiter.need.call_id] = waiter.need
+            self.grants_total += 1
+            waiter.future.set_result(None)
+
+    def export_levels(self) -> dict[str, dict[str, float]]:
+        """Bucket levels, to carry them over a restart (see ``import_levels``)."""
+        now = self._clock()
+        return {
+            name: {k: p.buckets[k].refill(now) for k in KINDS} for name, p in self._pools.items()
+        }
+
+    def import_levels(self, levels: dict[str, dict[str, float]], age_s: float) -> None:
+        """Restore levels saved ``age_s`` seconds ago, with what refilled since."""
+        now = self._clock()
+        for name, kinds in levels.items():
+            if name not in self._pools:
+                continue
+            for kind, level in kinds.items():
+                bucket = self._pools[name].buckets[kind]
+                bucket.level = min(bucket.capacity, level + age_s * bucket.rate)
+                bucket.updated = now

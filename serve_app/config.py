@@ -1,0 +1,221 @@
+"""Everything an operator sets, typed: ``GatewayArgs`` (from serve_config.yaml) and the env.
+
+``serve_config.yaml`` passes ``args`` to ``serve_app.app:build_app``; environment variables
+are read here and nowhere else (``read_env``). Secrets (the Anthropic key, tenant keys)
+come only from the environment and never appear in logs, errors or ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from agents.config import PipelineConfig
+from agents.specs import SPECS
+from claude_sim.config import PROFILES, PoolLimits
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BudgetArgs(_Args):
+    """The organisation's Claude rate limits, as the budget keeper enforces them."""
+
+    tier: Literal["tier1", "tier2", "tier3", "tier4", "custom"] = Field(
+        default="tier1", description="Anthropic usage tier whose published limits apply."
+    )
+    limits: dict[str, PoolLimits] = Field(
+        default_factory=dict,
+        description="Per model pool limits replacing the tier's (pools: haiku, sonnet, opus).",
+    )
+    headroom: float = Field(
+        default=0.98,
+        gt=0.5,
+        le=1.0,
+        description="Share of each limit the keeper hands out (the rest absorbs clock skew "
+        "and estimate errors).",
+    )
+    max_wait_s: float = Field(
+        default=120.0, gt=0, description="Longest a call waits for budget before failing."
+    )
+    admission_max_wait_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="New generations are refused with 429 when the estimated wait for "
+        "budget exceeds this.",
+    )
+
+    @model_validator(mode="after")
+    def _custom_needs_limits(self) -> BudgetArgs:
+        if self.tier == "custom" and not self.limits:
+            raise ValueError("budget.tier 'custom' needs budget.limits")
+        return self
+
+    def pool_limits(self) -> dict[str, PoolLimits]:
+        base = {} if self.tier == "custom" else dict(PROFILES[self.tier])
+        return {**base, **self.limits}
+
+
+class PoolArgs(_Args):
+    """Replica pool of one agent deployment."""
+
+    min_replicas: int = Field(default=1, ge=0, description="Replicas kept when idle.")
+    max_replicas: int = Field(default=4, ge=1, description="Most replicas under load.")
+    target_ongoing_requests: float = Field(
+        default=24.0,
+        gt=0,
+        description="Autoscaling target per replica; calls are I/O-bound, so it is high.",
+    )
+    max_ongoing_requests: int = Field(
+        default=64, ge=1, description="Concurrent calls one replica accepts."
+    )
+    num_cpus: float = Field(
+        default=0.0, ge=0, description="CPUs reserved per replica (0 locally, 0.1-0.25 on K8s)."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PoolArgs:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
+
+
+class IngressArgs(_Args):
+    """The HTTP ingress: streams, jobs, limits per user."""
+
+    replicas: int = Field(default=1, ge=1, description="Ingress replicas.")
+    max_ongoing_requests: int = Field(
+        default=2000, ge=1, description="Open streams and calls one ingress replica holds."
+    )
+    num_cpus: float = Field(default=0.0, ge=0, description="CPUs reserved per replica.")
+    max_body_bytes: int = Field(
+        default=2_000_000, ge=1024, description="Larger request bodies get 413."
+    )
+    user_generations_per_minute: int = Field(
+        default=5, ge=1, description="Generations one user may start per minute."
+    )
+    ping_interval_s: float = Field(default=15.0, gt=0, description="SSE keep-alive comments.")
+    job_deadline_s: float = Field(
+        default=600.0, gt=0, description="A generation failing to finish by then fails."
+    )
+    stage_timeout_s: float = Field(
+        default=240.0, gt=0, description="Longest one agent stage may take before a retry."
+    )
+    stage_attempts: int = Field(
+        default=3, ge=1, description="Tries of a stage whose replica died or timed out."
+    )
+    result_ttl_s: float = Field(
+        default=3600.0, gt=0, description="How long whole-generation results are cached."
+    )
+    job_ttl_s: float = Field(
+        default=3600.0, gt=0, description="How long finished jobs and their events are kept."
+    )
+
+
+class UpstreamArgs(_Args):
+    """Where Claude is: the real API, or the simulator of the keyless local run."""
+
+    base_url: str | None = Field(
+        default=None,
+        description="Messages API base URL; None uses the real API when a key "
+        "is set and the bundled simulator otherwise.",
+    )
+    simulator_url: str = Field(
+        default="http://127.0.0.1:8000/claude-sim",
+        description="Where the simulator application answers in the keyless local run.",
+    )
+    timeout_s: float = Field(default=180.0, gt=0, description="Timeout of one upstream call.")
+    max_attempts: int = Field(
+        default=5, ge=1, description="Tries of a call the API answered 429/529/5xx or dropped."
+    )
+    agent_cache_ttl_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How long identical agent calls are answered from cache (0 disables).",
+    )
+
+
+class GatewayArgs(_Args):
+    """Arguments of ``build_app``; every field can be set from serve_config.yaml."""
+
+    pipeline: PipelineConfig = Field(
+        default_factory=PipelineConfig, description="Models, prices, caching, retrieval."
+    )
+    budget: BudgetArgs = Field(default_factory=BudgetArgs, description="Claude rate limits.")
+    upstream: UpstreamArgs = Field(default_factory=UpstreamArgs, description="Claude API.")
+    ingress: IngressArgs = Field(default_factory=IngressArgs, description="HTTP ingress.")
+    agents: dict[str, PoolArgs] = Field(
+        default_factory=dict, description="Replica pools per agent name (defaults otherwise)."
+    )
+    require_auth: bool = Field(
+        default=False, description="Refuse to start without tenant keys (production)."
+    )
+    pools: dict[str, str] = Field(
+        default_factory=dict,
+        description="Model id -> rate-limit pool, where the id does "
+        "not name its family (haiku, sonnet, opus).",
+    )
+
+    @model_validator(mode="after")
+    def _known_agents(self) -> GatewayArgs:
+        unknown = set(self.agents) - {s.name for s in SPECS}
+        if unknown:
+            raise ValueError(f"agents: unknown agent names {sorted(unknown)}")
+        limits = self.budget.pool_limits()
+        for profile in (self.pipeline.fast, self.pipeline.smart):
+            if self.pool_of(profile.id) not in limits:
+                raise ValueError(f"budget has no limits for the pool of model {profile.id}")
+        return self
+
+    def pool_args(self, agent: str) -> PoolArgs:
+        return self.agents.get(agent, PoolArgs())
+
+    def pool_of(self, model_id: str) -> str:
+        """The rate-limit pool a model belongs to."""
+        if model_id in self.pools:
+            return self.pools[model_id]
+        for family in ("haiku", "sonnet", "opus"):
+            if family in model_id:
+                return family
+        return model_id
+
+
+@dataclass(frozen=True)
+class Env:
+    """What the environment provides; secrets stay wrapped."""
+
+    anthropic_api_key: SecretStr | None
+    anthropic_base_url: str | None
+    redis_url: SecretStr | None
+    tenant_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    """API key -> tenant id, from NOCODE_API_KEYS='tenant:key,tenant2:key2'."""
+
+    def __repr__(self) -> str:
+        return (
+            f"Env(anthropic_api_key={'set' if self.anthropic_api_key else 'unset'}, "
+            f"anthropic_base_url={self.anthropic_base_url!r}, "
+            f"redis={'set' if self.redis_url else 'unset'}, "
+            f"tenants={len(self.tenant_keys)})"
+        )
+
+
+def read_env() -> Env:
+    """The one place environment variables are read."""
+    keys: dict[str, str] = {}
+    for item in filter(None, (os.environ.get("NOCODE_API_KEYS") or "").split(",")):
+        tenant, sep, key = item.strip().partition(":")
+        if not sep or not tenant or not key:
+            raise ValueError("NOCODE_API_KEYS must look like 'tenant:key,tenant2:key2'")
+        keys[key] = tenant
+    api_key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
+    redis_url = os.environ.get("REDIS_URL")
+    return Env(
+        anthropic_api_key=SecretStr(api_key) if api_key else None,
+        anthropic_base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
+        redis_url=SecretStr(redis_url) if redis_url else None,
+        tenant_keys=keys,
+    )

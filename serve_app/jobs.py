@@ -1,0 +1,265 @@
+"""Generation jobs: run the agent DAG through the agent pools and record every event.
+
+A job's events go to the shared store as they happen, numbered from 1, so any ingress
+replica can stream them and a client can resume after ``Last-Event-ID``. A job runs to the
+end even when its client leaves (what was spent is not wasted: the result is cached),
+unless it is cancelled. A stage whose replica dies or stalls is retried on another
+replica; a job whose ingress replica dies is picked up by another one (its heartbeat
+stops) and re-run, its event ids continuing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from ray.exceptions import RayError, RayTaskError
+
+from agents.config import PipelineConfig
+from agents.errors import CancelledError, NocodeError, StageFailedError
+from agents.page import Page
+from agents.pipeline import GenerationRequest, Pipeline, StageEvent
+from agents.planner import Group, Plan
+from agents.prompting import AgentTask
+from agents.retrieval import CatalogIndex
+from agents.runner import AgentOutcome
+from serve_app.agent_pool import CallMeta
+from serve_app.config import GatewayArgs
+from serve_app.store import TERMINAL, JobRecord, Store
+
+log = logging.getLogger("nocode.jobs")
+PIPELINE_VERSION = "1"
+RESULT_CACHE = "generation"
+CANCELS = "cancel"
+HEARTBEAT_S = 5.0
+STALE_AFTER_S = 30.0
+
+
+def normalise(instruction: str) -> str:
+    return " ".join(instruction.lower().split())
+
+
+def page_hash(page: Page | None) -> str:
+    return hashlib.sha256(page.model_dump_json().encode() if page else b"new").hexdigest()[:16]
+
+
+def dedup_key(tenant: str, user: str, page_id: str, instruction: str, page: Page | None) -> str:
+    """Same tenant, user, page, instruction and page content: the same job."""
+    raw = f"{tenant}\0{user}\0{page_id}\0{normalise(instruction)}\0{page_hash(page)}"
+    return "dedup:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+def result_key(tenant: str, request: GenerationRequest) -> str:
+    """Tenant, page id, page content, normalised instruction, forced groups, version."""
+    groups = ",".join(request.groups or ())
+    raw = (
+        f"{tenant}\0{request.page_id}\0{page_hash(request.page)}\0"
+        f"{normalise(request.instruction)}\0{groups}\0{PIPELINE_VERSION}"
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def to_request(body: Mapping[str, Any]) -> GenerationRequest:
+    page = Page.model_validate(body["page"]) if body.get("page") else None
+    groups: tuple[Group, ...] | None = tuple(body["agents"]) if body.get("agents") else None
+    return GenerationRequest(body["page_id"], body["instruction"], page, groups)
+
+
+class JobRunner:
+    """Runs this replica's jobs; ``handles`` maps agent names to their deployments."""
+
+    def __init__(
+        self,
+        args: GatewayArgs,
+        store: Store,
+        keeper: Any,
+        handles: Mapping[str, Any],
+        index: CatalogIndex | None,
+    ) -> None:
+        self.args = args
+        self.store = store
+        self.keeper = keeper
+        self.handles = handles
+        self.index = index
+        self.replica_id = uuid.uuid4().hex[:12]
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.finished: dict[str, dict[str, Any]] = {}
+
+    def pipeline(self, job: JobRecord, emit: Any) -> Pipeline:
+        config: PipelineConfig = self.args.pipeline
+        meta = CallMeta(
+            job.job_id,
+            job.tenant,
+            job.user_id,
+            job.request.get("priority", "interactive"),
+            deadline=job.created_at + self.args.ingress.job_deadline_s,
+        )
+        return Pipeline(
+            config, lambda task: self._stage(task, meta, emit), catalog_index=self.index
+        )
+
+    def start(self, job: JobRecord, plan: Plan) -> None:
+        """Run ``job`` in the background of this replica."""
+        self.tasks[job.job_id] = asyncio.create_task(self._run(job, plan))
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a job running here; False when it does not run on this replica."""
+        task = self.tasks.get(job_id)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return True
+
+    async def emit(self, job_id: str, event: str, data: dict[str, Any]) -> None:
+        await self.store.append_event(job_id, event, data)
+
+    async def _run(self, job: JobRecord, plan: Plan) -> None:
+        job = await self.store.update_job(
+            job.job_id, status="running", owner=self.replica_id, heartbeat_at=time.time()
+        )
+        pending: list[asyncio.Task[None]] = []
+
+        def on_stage(event: StageEvent) -> None:
+            data = {"agent": event.agent, "status": event.status, "attempt": event.attempt}
+            if event.duration_ms is not None:
+                data["duration_ms"] = event.duration_ms
+            if event.usage is not None:
+                data["usage"] = event.usage
+            if event.sections:
+                data["sections"] = list(event.sections)
+            if event.error:
+                data["error"] = event.error
+            pending.append(asyncio.create_task(self.emit(job.job_id, "stage", data)))
+
+        beat = asyncio.create_task(self._heartbeat(job.job_id))
+        try:
+            async with asyncio.timeout(self.args.ingress.job_deadline_s):
+                result = await self.pipeline(job, on_stage).run(
+                    to_request(job.request), plan=plan, on_event=on_stage
+                )
+            await asyncio.gather(*pending)
+            payload = result.to_json()
+            payload["cached"] = False
+            await self.store.cache_set(
+                RESULT_CACHE,
+                result_key(job.tenant, to_request(job.request)),
+                payload,
+                self.args.ingress.result_ttl_s,
+            )
+            await self._finish(job, "succeeded", "result", payload)
+        except asyncio.CancelledError:
+            await self.keeper.cancel_job.remote(job.job_id)
+            await self._finish(
+                job, "cancelled", "error", CancelledError("the job was cancelled").to_json()
+            )
+        except TimeoutError:
+            await self.keeper.cancel_job.remote(job.job_id)
+            error = StageFailedError(
+                f"the generation did not finish within {self.args.ingress.job_deadline_s:g} s",
+                retry_after_s=30,
+            )
+            await self._finish(job, "failed", "error", error.to_json())
+        except NocodeError as exc:
+            await self._finish(job, "failed", "error", exc.to_json())
+        except Exception:
+            log.exception("job %s failed unexpectedly", job.job_id)
+            await self._finish(
+                job,
+                "failed",
+                "error",
+                NocodeError("the generation failed unexpectedly; it was logged").to_json(),
+            )
+        finally:
+            beat.cancel()
+            self.tasks.pop(job.job_id, None)
+
+    async def _finish(self, job: JobRecord, status: str, event: str, data: dict[str, Any]) -> None:
+        await self.emit(job.job_id, event, data)
+        fields: dict[str, Any] = {"status": status}
+        fields["result" if event == "result" else "error"] = data
+        await self.store.update_job(job.job_id, **fields)
+        if job.dedup_key:
+            await self.store.release_dedup(job.dedup_key, job.job_id)
+        await self.store.expire_job(job.job_id, self.args.ingress.job_ttl_s)
+        self.finished[job.job_id] = {"status": status, "at": time.time(), "cost_usd": _cost(data)}
+
+    async def _heartbeat(self, job_id: str) -> None:
+        """Keep the job marked alive, report its place in the budget queue, obey cancels."""
+        last_queue: dict[str, float] | None = None
+        last_beat = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            queue = await self.keeper.job_queue.remote(job_id)
+            if queue and (last_queue is None or queue["position"] != last_queue["position"]):
+                await self.emit(job_id, "queued", queue)
+            last_queue = queue
+            if time.monotonic() - last_beat >= HEARTBEAT_S:
+                last_beat = time.monotonic()
+                await self.store.update_job(job_id, heartbeat_at=time.time())
+            if await self.store.cache_get(CANCELS, job_id) is not None:
+                self.tasks[job_id].cancel()
+                return
+
+    async def _stage(self, task: AgentTask, meta: CallMeta, emit: Any) -> AgentOutcome:
+        """One agent call on its pool, retried on another replica if this one fails."""
+        handle = self.handles[task.agent]
+        attempts = self.args.ingress.stage_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                async with asyncio.timeout(self.args.ingress.stage_timeout_s):
+                    outcome: AgentOutcome = await handle.run.remote(task, meta)
+                    return outcome
+            except RayTaskError as exc:
+                if isinstance(exc.cause, NocodeError):
+                    raise exc.cause from None
+                reason = f"{type(exc.cause).__name__} in the replica"
+            except (RayError, TimeoutError) as exc:
+                reason = type(exc).__name__
+            if attempt < attempts:
+                emit(StageEvent(task.agent, "retrying", attempt=attempt + 1, error=reason))
+        raise StageFailedError(
+            f"{task.agent} failed {attempts} times", agent=task.agent, retry_after_s=10
+        )
+
+    async def adopt_stale(self) -> int:
+        """Re-run jobs whose replica stopped beating; returns how many this one took."""
+        taken = 0
+        for job in await self.store.stale_jobs(STALE_AFTER_S):
+            if job.status in TERMINAL or job.job_id in self.tasks:
+                continue
+            claimed = await self.store.update_job(
+                job.job_id, owner=self.replica_id, heartbeat_at=time.time()
+            )
+            await self.emit(
+                job.job_id,
+                "stage",
+                {"agent": "gateway", "status": "retrying", "attempt": 2, "error": "replica lost"},
+            )
+            plan = Plan(needs=tuple(_groups(claimed.plan)), confidence=1.0)
+            self.start(claimed, plan)
+            taken += 1
+        return taken
+
+
+def _groups(agents: list[str]) -> list[Group]:
+    from agents.specs import SPEC_BY_NAME
+
+    seen: list[Group] = []
+    for name in agents:
+        group = SPEC_BY_NAME[name].group
+        if group is not None and group not in seen:
+            seen.append(group)
+    return seen
+
+
+def _cost(data: dict[str, Any]) -> float:
+    total = data.get("usage", {}).get("total", {})
+    return float(total.get("cost_usd", 0.0))

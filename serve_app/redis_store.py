@@ -1,0 +1,303 @@
+"""The Redis backend of `serve_app.store`: state every replica shares and that outlives them.
+
+Keys, all under the prefix: `job:<id>` (the record as JSON), `events:<id>` (a stream),
+`jobs:live` (ids of unfinished jobs, so `stale_jobs` never scans the keyspace), `dedup:<key>`,
+`rate:<key>` (GCRA's next-turn time), `cache:<ns>:<key>` and `flight:<ns>:<key>` (the lock
+of the caller computing that value). Needs a standalone Redis 7.0 or later (`SET NX GET`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisError, WatchError
+from redis.typing import XReadResponse
+
+from serve_app.store import (
+    TERMINAL,
+    JobRecord,
+    StoreBackend,
+    StoredEvent,
+    StoreUnavailableError,
+    cache_key,
+    is_stale,
+    updated_job,
+)
+
+FLIGHT_LOCK_TTL_S = 10.0
+"""How long a single-flight lock outlives its holder: a dead replica's call is taken over then."""
+
+_FLIGHT_POLL_S = 0.05
+# Below the socket timeout, so that a long blocking read is never taken for a dead server.
+_MAX_BLOCK_MS = 5_000
+_SOCKET_TIMEOUT_S = 10.0
+_MAX_CONNECTIONS = 2_000
+
+_CREATE_JOB = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
+if ARGV[2] == '1' then redis.call('SADD', KEYS[2], ARGV[3]) end
+return 1
+"""
+
+# Event logs are streams: XREAD BLOCK waits for entries after an id in one atomic command, so a
+# reader cannot miss an event between reading and subscribing (as it could with a list and
+# pub/sub), and the log survives a restart. Ids are set here as `<n>-0` so that they are the
+# SSE ids 1, 2, 3...; the script makes counting and adding one atomic step across replicas.
+_APPEND_EVENT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local id = redis.call('XLEN', KEYS[2]) + 1
+redis.call('XADD', KEYS[2], id .. '-0', 'event', ARGV[1], 'data', ARGV[2])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return id
+"""
+
+# GCRA on the server's clock, in microseconds, so that replicas' clocks never disagree.
+# Returns {allowed, microseconds until the key's budget is whole again}.
+_TAKE_TURN = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+local window = tonumber(ARGV[1])
+local turn = math.max(tonumber(redis.call('GET', KEYS[1]) or 0), now)
+local after = turn + window / tonumber(ARGV[2])
+if after - window > now then return {0, math.floor(turn - now)} end
+redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX', math.ceil((after - now) / 1000))
+return {1, math.floor(after - now)}
+"""
+
+_DELETE_IF_EQUALS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_EXTEND_IF_EQUALS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+def _ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _redacted(url: str) -> str:
+    """The server's address without credentials or options, fit for messages."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+
+
+def _stored_events(reply: XReadResponse) -> list[StoredEvent]:
+    # With legacy_responses (the default) XREAD answers RESP2's list shape whatever the protocol.
+    return [
+        StoredEvent(int(str(entry_id).split("-")[0]), fields["event"], json.loads(fields["data"]))
+        for _stream, entries in cast(list[list[Any]], reply)
+        for entry_id, fields in entries
+    ]
+
+
+class RedisStore(StoreBackend):
+    """The store in Redis: shared by every replica, kept across their restarts."""
+
+    def __init__(self, url: str, *, prefix: str = "nocode:") -> None:
+        self._redis: Redis = Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=2.0,
+            socket_timeout=_SOCKET_TIMEOUT_S,
+            # Every open SSE stream holds a connection while its read blocks; redis-py's default
+            # of 100 would refuse the 101st. A `max_connections` in the URL overrides this.
+            max_connections=_MAX_CONNECTIONS,
+            # A few quick retries ride out a blip or a restart; past them the ingress says 503.
+            retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries=3),
+        )
+        self._where = _redacted(url)
+        self._prefix = prefix
+        self._live = f"{prefix}jobs:live"
+        self._create_job = self._redis.register_script(_CREATE_JOB)
+        self._append_event = self._redis.register_script(_APPEND_EVENT)
+        self._take_turn_script = self._redis.register_script(_TAKE_TURN)
+        self._delete_if_equals = self._redis.register_script(_DELETE_IF_EQUALS)
+        self._extend_if_equals = self._redis.register_script(_EXTEND_IF_EQUALS)
+
+    def _key(self, kind: str, name: str) -> str:
+        return f"{self._prefix}{kind}:{name}"
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn any Redis failure into `StoreUnavailableError`, naming no credentials."""
+        try:
+            yield
+        except RedisError as exc:
+            raise StoreUnavailableError(
+                f"Redis at {self._where} is unavailable: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    async def create_job(self, job: JobRecord) -> None:
+        keys = [self._key("job", job.job_id), self._live]
+        unfinished = "0" if job.status in TERMINAL else "1"
+        with self._guard():
+            created = await self._create_job(
+                keys=keys, args=[job.model_dump_json(), unfinished, job.job_id]
+            )
+        if not created:
+            raise ValueError(f"job {job.job_id} already exists")
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        with self._guard():
+            raw = await self._redis.get(self._key("job", job_id))
+        return None if raw is None else JobRecord.model_validate_json(raw)
+
+    async def update_job(self, job_id: str, **fields: Any) -> JobRecord:
+        key = self._key("job", job_id)
+        with self._guard():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        await pipe.watch(key)
+                        raw = await pipe.get(key)
+                        if raw is None:
+                            raise KeyError(job_id)
+                        job = updated_job(JobRecord.model_validate_json(raw), fields)
+                        pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                        pipe.set(key, job.model_dump_json(), keepttl=True)
+                        if job.status in TERMINAL:
+                            pipe.srem(self._live, job_id)
+                        else:
+                            pipe.sadd(self._live, job_id)
+                        await pipe.execute()
+                        return job
+                    except WatchError:
+                        # Another replica changed the job meanwhile: apply ours to its version.
+                        continue
+
+    async def append_event(self, job_id: str, event: str, data: dict[str, Any]) -> int:
+        keys = [self._key("job", job_id), self._key("events", job_id)]
+        payload = json.dumps(data)
+        with self._guard():
+            event_id = int(await self._append_event(keys=keys, args=[event, payload]))
+        if event_id == 0:
+            raise KeyError(job_id)
+        return event_id
+
+    async def read_events(
+        self, job_id: str, after: int = 0, *, block_s: float = 0.0
+    ) -> list[StoredEvent]:
+        streams: dict[Any, Any] = {self._key("events", job_id): f"{max(after, 0)}-0"}
+        deadline = time.monotonic() + block_s
+        with self._guard():
+            while True:
+                block_ms = min(int((deadline - time.monotonic()) * 1000), _MAX_BLOCK_MS)
+                reply = await self._redis.xread(streams, block=block_ms if block_ms > 0 else None)
+                events = _stored_events(reply)
+                if events or block_ms <= 0:
+                    return events
+
+    async def claim_dedup(self, key: str, job_id: str, ttl_s: float) -> str | None:
+        with self._guard():
+            bound = await self._redis.set(
+                self._key("dedup", key), job_id, nx=True, get=True, px=_ms(ttl_s)
+            )
+        return None if bound is None else str(bound)
+
+    async def release_dedup(self, key: str, job_id: str) -> None:
+        with self._guard():
+            await self._delete_if_equals(keys=[self._key("dedup", key)], args=[job_id])
+
+    async def _take_turn(self, key: str, limit: int, window_s: float) -> tuple[bool, float]:
+        window_us = round(window_s * 1_000_000)
+        with self._guard():
+            allowed, backlog_us = await self._take_turn_script(
+                keys=[self._key("rate", key)], args=[window_us, limit]
+            )
+        return bool(allowed), int(backlog_us) / 1_000_000
+
+    async def cache_get(self, namespace: str, key: str) -> dict[str, Any] | None:
+        with self._guard():
+            raw = await self._redis.get(self._key("cache", cache_key(namespace, key)))
+        if raw is None:
+            return None
+        value: dict[str, Any] = json.loads(raw)
+        return value
+
+    async def cache_set(
+        self, namespace: str, key: str, value: dict[str, Any], ttl_s: float
+    ) -> None:
+        payload = json.dumps(value)
+        with self._guard():
+            await self._redis.set(
+                self._key("cache", cache_key(namespace, key)), payload, px=_ms(ttl_s)
+            )
+
+    async def _lead_flight(
+        self, namespace: str, key: str
+    ) -> AbstractAsyncContextManager[None] | None:
+        lock = self._key("flight", cache_key(namespace, key))
+        token = uuid.uuid4().hex
+        with self._guard():
+            taken = await self._redis.set(lock, token, nx=True, px=_ms(FLIGHT_LOCK_TTL_S))
+        return self._flight(lock, token) if taken else None
+
+    @contextlib.asynccontextmanager
+    async def _flight(self, lock: str, token: str) -> AsyncIterator[None]:
+        keeper = asyncio.create_task(self._keep_lock(lock, token))
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            # If Redis is away the lock simply expires; the caller's own outcome matters more.
+            with contextlib.suppress(StoreUnavailableError), self._guard():
+                await self._delete_if_equals(keys=[lock], args=[token])
+
+    async def _keep_lock(self, lock: str, token: str) -> None:
+        """Keep a live leader's lock from expiring, so only a dead one's is taken over."""
+        while True:
+            await asyncio.sleep(FLIGHT_LOCK_TTL_S / 3)
+            # A failed renewal is retried on the next round, well before the lock runs out.
+            with contextlib.suppress(StoreUnavailableError), self._guard():
+                await self._extend_if_equals(keys=[lock], args=[token, _ms(FLIGHT_LOCK_TTL_S)])
+
+    async def _wait_flight(self, namespace: str, key: str, timeout_s: float) -> None:
+        # Polling rather than pub/sub: it also notices a dead leader's lock running out.
+        await asyncio.sleep(min(_FLIGHT_POLL_S, timeout_s))
+
+    async def stale_jobs(self, older_than_s: float) -> list[JobRecord]:
+        cutoff = time.time() - older_than_s
+        with self._guard():
+            ids = sorted(str(job_id) for job_id in await self._redis.smembers(self._live))
+            if not ids:
+                return []
+            raws = await self._redis.mget([self._key("job", job_id) for job_id in ids])
+            gone = [job_id for job_id, raw in zip(ids, raws, strict=True) if raw is None]
+            if gone:
+                await self._redis.srem(self._live, *gone)
+        jobs = [JobRecord.model_validate_json(raw) for raw in raws if raw is not None]
+        return sorted((job for job in jobs if is_stale(job, cutoff)), key=lambda j: j.created_at)
+
+    async def expire_job(self, job_id: str, ttl_s: float) -> None:
+        with self._guard():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.pexpire(self._key("job", job_id), _ms(ttl_s))
+                pipe.pexpire(self._key("events", job_id), _ms(ttl_s))
+                await pipe.execute()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except RedisError:
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()

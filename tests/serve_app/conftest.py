@@ -1,0 +1,113 @@
+"""One Ray instance and one deployed gateway (with its simulator) for the whole session."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import pytest
+
+from tests.conftest import free_port
+
+# Ray reads these when it starts: no token auth locally, workers not niced below us,
+# temp files inside our own directory.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_worker_niceness", "0")
+
+SIM_LIMITS = {"rpm": 120, "itpm": 400_000, "otpm": 40_000}
+"""Tight enough that concurrent tests queue, loose enough that a suite stays quick."""
+
+
+@dataclass
+class Gateway:
+    url: str
+    sim_url: str
+
+    def client(self, **kw: Any) -> httpx2.Client:
+        return httpx2.Client(base_url=self.url, timeout=120, **kw)
+
+    def sim_stats(self) -> dict[str, Any]:
+        return httpx2.get(self.sim_url + "/sim/stats", timeout=30).json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def ray_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A local Ray instance with Serve on a free port."""
+    import ray
+    from ray import serve
+
+    port = free_port()
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        namespace="nocode",
+        _temp_dir=str(tmp_path_factory.mktemp("ray")),
+    )
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield port
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def gateway(ray_serve: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The gateway and its simulator, deployed once (auth off, no Redis)."""
+    import ray
+    from ray import serve
+
+    from serve_app.app import build_app
+    from serve_app.keeper import KEEPER_NAME, NAMESPACE
+    from serve_app.sim_app import build_sim_app
+
+    base = f"http://127.0.0.1:{ray_serve}"
+    limits = {p: SIM_LIMITS for p in ("haiku", "sonnet", "opus")}
+    serve.run(
+        build_sim_app({"profile": "custom", "limits": limits, "speed": 25}),
+        name="claude-sim",
+        route_prefix="/claude-sim",
+        blocking=False,
+    )
+    # The pipeline never uses opus: a tiny opus budget lets a test watch the keeper's
+    # fairness without other tests' calls in the queue.
+    budget = {**limits, "opus": {"rpm": 120, "itpm": 100_000, "otpm": 100_000}}
+    index = tmp_path_factory.mktemp("catalog") / "index.lance"
+    args = {
+        "budget": {"tier": "custom", "limits": budget, "admission_max_wait_s": 600},
+        "upstream": {"simulator_url": base + "/claude-sim", "agent_cache_ttl_s": 600},
+        "pipeline": {"retrieval": {"uri": str(index)}},
+        "ingress": {"ping_interval_s": 1.0, "user_generations_per_minute": 5},
+        "agents": {
+            name: {"min_replicas": 1, "max_replicas": 1}
+            for name in (
+                "layout_analyzer",
+                "layout_generator",
+                "component_analyzer",
+                "component_generator",
+                "events_analyzer",
+                "events_generator",
+                "styles",
+                "animation",
+                "review",
+            )
+        },
+    }
+    serve.run(build_app(args), name="gateway", route_prefix="/", blocking=False)
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx2.get(base + "/readyz", timeout=10).status_code == 200:
+                break
+        except httpx2.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the gateway did not become ready")
+        time.sleep(1)
+    yield Gateway(base, base + "/claude-sim")
+    serve.delete("gateway")
+    serve.delete("claude-sim")
+    ray.kill(ray.get_actor(KEEPER_NAME, namespace=NAMESPACE))

@@ -1,0 +1,139 @@
+"""The budget keeper's core: buckets, settle and refund, fairness, deadlines, pauses."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from agents.errors import BudgetTimeoutError, CancelledError
+from serve_app.budget import Budget, Limits, Need
+
+
+def need(
+    call_id: str,
+    *,
+    user: str = "u",
+    tokens: int = 10,
+    out: int = 10,
+    job: str | None = None,
+    priority: str = "interactive",
+) -> Need:
+    return Need(call_id, "sonnet", tokens, out, user=user, job_id=job, priority=priority)  # type: ignore[arg-type]
+
+
+async def test_grants_within_limits_and_waits_for_refill() -> None:
+    budget = Budget({"sonnet": Limits(rpm=600, itpm=10_000, otpm=10_000)})
+    started = time.monotonic()
+    for i in range(600):
+        await budget.acquire(need(f"c{i}"), timeout_s=1)
+    assert time.monotonic() - started < 0.5, "a full bucket grants at once"
+    await budget.acquire(need("late"), timeout_s=1)
+    assert time.monotonic() - started >= 0.09, "the 601st call waited for one refill (0.1 s)"
+
+
+async def test_settle_refunds_estimates_and_is_idempotent() -> None:
+    budget = Budget({"sonnet": Limits(rpm=100, itpm=1_000, otpm=1_000)})
+    await budget.acquire(need("a", tokens=800, out=900), timeout_s=1)
+    assert budget.snapshot()["sonnet"]["remaining"]["output_tokens"] == pytest.approx(100, abs=1)
+    budget.settle("a", input_tokens=50, output_tokens=100)
+    budget.settle("a", input_tokens=50, output_tokens=100)
+    remaining = budget.snapshot()["sonnet"]["remaining"]
+    assert remaining["input_tokens"] == pytest.approx(950, abs=2)
+    assert remaining["output_tokens"] == pytest.approx(900, abs=2)
+    await budget.acquire(need("a"), timeout_s=1)
+    assert budget.snapshot()["sonnet"]["remaining"]["requests"] == pytest.approx(99, abs=0.1)
+
+
+async def test_release_refunds_everything() -> None:
+    budget = Budget({"sonnet": Limits(rpm=2, itpm=1_000, otpm=1_000)})
+    await budget.acquire(need("a", tokens=900), timeout_s=1)
+    budget.release("a")
+    await budget.acquire(need("b", tokens=900), timeout_s=1)
+
+
+async def test_light_user_is_not_stuck_behind_a_heavy_one() -> None:
+    budget = Budget({"sonnet": Limits(rpm=600, itpm=10**6, otpm=10**6)}, start_full=False)
+    order: list[str] = []
+
+    async def call(call_id: str, user: str) -> None:
+        await budget.acquire(need(call_id, user=user), timeout_s=30)
+        order.append(user)
+
+    heavy = [asyncio.create_task(call(f"h{i}", "heavy")) for i in range(20)]
+    await asyncio.sleep(0.05)
+    light = asyncio.create_task(call("l0", "light"))
+    await light
+    assert order.index("light") <= 2, order
+    for task in heavy:
+        task.cancel()
+
+
+async def test_interactive_goes_before_batch() -> None:
+    budget = Budget({"sonnet": Limits(rpm=600, itpm=10**6, otpm=10**6)}, start_full=False)
+    order: list[str] = []
+
+    async def call(call_id: str, priority: str) -> None:
+        await budget.acquire(need(call_id, user=call_id, priority=priority), timeout_s=30)
+        order.append(priority)
+
+    tasks = [asyncio.create_task(call(f"b{i}", "batch")) for i in range(5)]
+    tasks += [asyncio.create_task(call("i0", "interactive"))]
+    await asyncio.sleep(0)
+    await tasks[-1]
+    assert order[0] == "interactive"
+    for task in tasks:
+        task.cancel()
+
+
+async def test_deadline_gives_a_typed_error_with_retry_after() -> None:
+    budget = Budget({"sonnet": Limits(rpm=1, itpm=10**6, otpm=10**6)})
+    await budget.acquire(need("a"), timeout_s=1)
+    with pytest.raises(BudgetTimeoutError) as err:
+        await budget.acquire(need("b"), timeout_s=0.2)
+    assert err.value.status == 503
+    assert err.value.retry_after_s is not None
+    assert err.value.retry_after_s > 30
+    assert budget.snapshot()["sonnet"]["queue_depth"] == 0
+
+
+async def test_pause_and_observed_headers_hold_grants_back() -> None:
+    budget = Budget({"sonnet": Limits(rpm=600, itpm=10**6, otpm=10**6)})
+    budget.pause("sonnet", 0.3)
+    started = time.monotonic()
+    await budget.acquire(need("a"), timeout_s=2)
+    assert time.monotonic() - started >= 0.29
+    budget.observe(
+        "sonnet",
+        {
+            "anthropic-ratelimit-requests-remaining": "3",
+            "anthropic-ratelimit-input-tokens-remaining": "5000",
+        },
+    )
+    snap = budget.snapshot()["sonnet"]["remaining"]
+    assert snap["requests"] == pytest.approx(3, abs=0.2)
+    assert snap["input_tokens"] == pytest.approx(5_999, abs=10)
+
+
+async def test_cancelling_a_job_fails_its_waiting_calls_only() -> None:
+    budget = Budget({"sonnet": Limits(rpm=1, itpm=10**6, otpm=10**6)})
+    await budget.acquire(need("first"), timeout_s=1)
+    mine = asyncio.create_task(budget.acquire(need("m", job="job-1"), timeout_s=30))
+    other = asyncio.create_task(budget.acquire(need("o", user="v", job="job-2"), timeout_s=30))
+    await asyncio.sleep(0.01)
+    assert budget.job_queue("job-2") is not None
+    assert budget.cancel_job("job-1") == 1
+    with pytest.raises(CancelledError):
+        await mine
+    assert not other.done()
+    other.cancel()
+
+
+async def test_utilisation_is_measured_on_settled_usage() -> None:
+    budget = Budget({"sonnet": Limits(rpm=60, itpm=6_000, otpm=6_000)})
+    for i in range(6):
+        await budget.acquire(need(f"c{i}", tokens=100, out=500), timeout_s=1)
+        budget.settle(f"c{i}", input_tokens=100, output_tokens=50)
+    used = budget.snapshot()["sonnet"]["utilisation"]["1m"]
+    assert used == {"requests": 0.1, "input_tokens": 0.1, "output_tokens": 0.05}

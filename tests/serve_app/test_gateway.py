@@ -1,0 +1,336 @@
+"""The gateway over real HTTP: Ray Serve, the agent pools, the budget keeper, claude_sim."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx2
+import pytest
+
+from agents.page import Page
+from agents.samples import landing_page
+from tests.serve_app.conftest import Gateway
+
+pytestmark = pytest.mark.ray
+
+EDIT = "Change the primary colour to dark green"
+NEW_PAGE = "Create a landing page for a bakery with a hero, a product grid and a contact form"
+
+
+def parse_sse(text: str) -> list[tuple[int, str, dict[str, Any]]]:
+    events = []
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(": ")
+            fields[name] = value
+        if "event" in fields:
+            events.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def generate(
+    gw: Gateway, page_id: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> httpx2.Response:
+    with gw.client() as http:
+        return http.post(f"/v1/pages/{page_id}/generate", json=body, headers=headers or {})
+
+
+def user() -> str:
+    return f"user-{uuid.uuid4().hex[:8]}"
+
+
+def test_every_deployment_is_healthy(gateway: Gateway) -> None:
+    from ray import serve
+
+    status = serve.status()
+    gateway_app = status.applications["gateway"]
+    names = set(gateway_app.deployments)
+    assert "ingress" in names
+    assert {f"agent_{a}" for a in ("layout_analyzer", "component_generator", "review")} <= names
+    assert len(names) == 10
+    assert all(d.status == "HEALTHY" for d in gateway_app.deployments.values())
+    assert status.applications["claude-sim"].status == "RUNNING"
+
+
+def test_new_page_streams_accepted_stages_and_one_result(gateway: Gateway) -> None:
+    reply = generate(
+        gateway, f"page-{uuid.uuid4().hex[:6]}", {"instruction": NEW_PAGE, "user_id": user()}
+    )
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(reply.text)
+    ids = [e[0] for e in events]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    kinds = [e[1] for e in events]
+    assert kinds[0] == "accepted"
+    assert kinds[-1] == "result"
+    assert kinds.count("result") == 1
+    assert "error" not in kinds
+    accepted = events[0][2]
+    assert "layout_generator" in accepted["plan"]
+    assert accepted["deduplicated"] is False
+    stages = [e[2] for e in events if e[1] == "stage"]
+    assert {s["agent"] for s in stages if s["status"] == "completed"} == set(accepted["plan"])
+    result = events[-1][2]
+    page = Page.model_validate(result["page"])
+    assert page.sections
+    assert result["usage"]["total"]["cost_usd"] > 0
+    assert result["cached"] is False
+
+
+def test_edit_in_job_mode_then_status_events_and_resume(gateway: Gateway) -> None:
+    page = landing_page("acme").model_dump(mode="json")
+    reply = generate(
+        gateway, "acme", {"instruction": EDIT, "page": page, "stream": False, "user_id": user()}
+    )
+    assert reply.status_code == 202
+    job = reply.json()
+    assert job["status_url"] == f"/v1/jobs/{job['job_id']}"
+    with gateway.client() as http:
+        deadline = time.monotonic() + 120
+        while (status := http.get(job["status_url"]).json())["status"] not in (
+            "succeeded",
+            "failed",
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        assert status["status"] == "succeeded"
+        assert status["result"]["patch"], "an edit comes with its JSON Patch"
+        everything = parse_sse(http.get(job["events_url"]).text)
+        resumed = parse_sse(http.get(job["events_url"], headers={"Last-Event-ID": "2"}).text)
+    assert everything[0][1] == "accepted"
+    assert [e[0] for e in resumed] == [e[0] for e in everything if e[0] > 2]
+    assert resumed[-1][1] == "result"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({}, 422, "instruction"),
+        ({"instruction": ""}, 422, "instruction"),
+        ({"instruction": "x" * 4001}, 422, "instruction"),
+        ({"instruction": "hi", "colour": "red"}, 422, "colour"),
+        ({"instruction": "hi", "page": {"sections": "nope"}}, 422, "page"),
+        ({"instruction": "hi", "agents": ["magic"]}, 422, "agents"),
+        ({"instruction": "hi", "priority": "urgent"}, 422, "priority"),
+    ],
+)
+def test_bad_bodies_get_json_errors(
+    gateway: Gateway, body: dict[str, Any], status: int, fragment: str
+) -> None:
+    reply = generate(gateway, "bad", body)
+    assert reply.status_code == status
+    error = reply.json()["error"]
+    assert error["type"] == "invalid_request"
+    assert fragment in json.dumps(error)
+
+
+def test_oversized_body_unknown_job_and_route(gateway: Gateway) -> None:
+    big = generate(gateway, "big", {"instruction": "hi", "user_id": "x" * 3_000_000})
+    assert big.status_code == 413
+    assert big.json()["error"]["type"] == "payload_too_large"
+    with gateway.client() as http:
+        missing = http.get("/v1/jobs/job_nope")
+        route = http.get("/v1/nothing")
+        broken = http.post("/v1/pages/p/generate", content=b"{not json")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["type"] == "not_found"
+    assert route.status_code == 404
+    assert route.json()["error"]["type"] == "not_found"
+    assert broken.status_code == 422
+
+
+def test_per_user_rate_limit_with_retry_after(gateway: Gateway) -> None:
+    who = user()
+    page = landing_page("rl").model_dump(mode="json")
+    statuses = []
+    for i in range(6):
+        reply = generate(
+            gateway,
+            f"rl-{i}",
+            {
+                "instruction": f"{EDIT} {i}",
+                "page": page,
+                "user_id": who,
+                "stream": False,
+                "agents": ["styles"],
+            },
+        )
+        statuses.append(reply.status_code)
+    assert statuses == [202] * 5 + [429]
+    assert int(reply.headers["Retry-After"]) >= 1
+    assert reply.headers["RateLimit-Policy"] == "5;w=60"
+    assert "remaining=0" in reply.headers["RateLimit"]
+    assert reply.json()["error"]["type"] == "rate_limited"
+    other = generate(
+        gateway,
+        "rl-other",
+        {
+            "instruction": EDIT,
+            "page": page,
+            "user_id": user(),
+            "stream": False,
+            "agents": ["styles"],
+        },
+    )
+    assert other.status_code == 202
+
+
+def test_timeout_headers_from_clients_do_not_lift_our_limits(gateway: Gateway) -> None:
+    who = user()
+    escape = {"x-request-timeout-seconds": "0", "x-request-disconnect-disabled": "?1"}
+    page = landing_page("esc").model_dump(mode="json")
+    codes = [
+        generate(
+            gateway,
+            f"esc-{i}",
+            {"instruction": f"{EDIT} {i}", "page": page, "user_id": who, "agents": ["styles"]},
+            headers=escape,
+        ).status_code
+        for i in range(6)
+    ]
+    assert codes == [200] * 5 + [429]
+
+
+def test_identical_request_in_flight_attaches_to_the_running_job(gateway: Gateway) -> None:
+    who = user()
+    body = {"instruction": NEW_PAGE, "user_id": who}
+    page_id = f"dup-{uuid.uuid4().hex[:6]}"
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(generate, gateway, page_id, body)
+        time.sleep(0.5)
+        second = pool.submit(generate, gateway, page_id, body)
+        a, b = parse_sse(first.result().text), parse_sse(second.result().text)
+    assert a[0][2]["job_id"] == b[0][2]["job_id"]
+    assert b[0][2]["deduplicated"] is True
+    assert a[-1][1] == b[-1][1] == "result"
+
+
+def test_repeat_is_answered_from_the_result_cache(gateway: Gateway) -> None:
+    page = landing_page("cache").model_dump(mode="json")
+    body = {"instruction": "Make the hero headline bigger", "page": page, "user_id": user()}
+    first = parse_sse(generate(gateway, "cache", body).text)
+    before = gateway.sim_stats()
+    again = parse_sse(generate(gateway, "cache", {**body, "user_id": user()}).text)
+    after = gateway.sim_stats()
+    assert first[-1][1] == "result"
+    assert again[0][2]["cached"] is True
+    assert again[-1][2]["cached"] is True
+    assert again[-1][2]["page"] == first[-1][2]["page"]
+    assert _requests(after) == _requests(before), "no upstream call for a cached result"
+
+
+def test_identical_agent_calls_in_flight_share_one_upstream_call(gateway: Gateway) -> None:
+    page = landing_page("sf").model_dump(mode="json")
+    body = {
+        "instruction": "Add a subtle fade-in to the testimonials",
+        "page": page,
+        "agents": ["animation"],
+    }
+    solo = _requests(gateway.sim_stats())
+    parse_sse(generate(gateway, "sf-solo", {**body, "user_id": user()}).text)
+    per_generation = _requests(gateway.sim_stats()) - solo
+    before = _requests(gateway.sim_stats())
+    with ThreadPoolExecutor(4) as pool:
+        replies = list(
+            pool.map(lambda _: generate(gateway, "sf", {**body, "user_id": user()}), range(4))
+        )
+    assert all(parse_sse(r.text)[-1][1] == "result" for r in replies)
+    assert _requests(gateway.sim_stats()) - before <= per_generation
+
+
+def test_cancel_ends_the_stream_with_a_cancelled_error(gateway: Gateway) -> None:
+    reply = generate(
+        gateway,
+        f"cancel-{uuid.uuid4().hex[:6]}",
+        {"instruction": NEW_PAGE + " and a gallery", "user_id": user(), "stream": False},
+    )
+    job = reply.json()
+    with gateway.client() as http:
+        time.sleep(1.0)
+        cancelled = http.delete(job["status_url"])
+        assert cancelled.status_code == 202
+        events = parse_sse(http.get(job["events_url"]).text)
+        status = http.get(job["status_url"]).json()
+    assert events[-1][1] == "error"
+    assert events[-1][2]["type"] == "cancelled"
+    assert status["status"] == "cancelled"
+
+
+def test_tight_budget_many_users_no_upstream_429_nothing_lost(gateway: Gateway) -> None:
+    page = landing_page("load").model_dump(mode="json")
+    before = gateway.sim_stats()
+    bodies = [
+        {"instruction": f"Add a FAQ section with {n} questions", "page": page, "user_id": user()}
+        for n in range(3, 13)
+    ]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        replies = list(pool.map(lambda b: generate(gateway, f"load-{b['user_id']}", b), bodies))
+    finals = [parse_sse(r.text)[-1] for r in replies]
+    assert [f[1] for f in finals] == ["result"] * len(bodies), [f[2] for f in finals]
+    after = gateway.sim_stats()
+    assert _rate_limited(after) == _rate_limited(before) == 0
+
+
+def test_deployed_keeper_serves_a_light_user_between_a_heavy_users_calls(
+    gateway: Gateway,
+) -> None:
+    import asyncio
+
+    import ray
+
+    from serve_app.budget import Need
+    from serve_app.keeper import KEEPER_NAME, NAMESPACE
+
+    keeper = ray.get_actor(KEEPER_NAME, namespace=NAMESPACE)
+
+    async def scenario() -> list[str]:
+        # The opus pool is configured tiny and unused by the pipeline: the calls below are
+        # the only ones in it, so grant order is the keeper's fairness alone.
+        order: list[str] = []
+
+        async def call(call_id: str, who: str) -> None:
+            await keeper.acquire.remote(Need(call_id, "opus", 1, 1, user=who), 60)
+            order.append(who)
+
+        # Empty the bucket first, so the calls below must queue.
+        await asyncio.gather(
+            *(keeper.acquire.remote(Need(f"drain-{i}", "opus", 1, 1), 60) for i in range(117))
+        )
+        heavy = [asyncio.create_task(call(f"fair-h{i}", "heavy")) for i in range(12)]
+        await asyncio.sleep(0.5)
+        light = asyncio.create_task(call("fair-l", "light"))
+        await asyncio.gather(light, *heavy)
+        return order
+
+    order = asyncio.run(scenario())
+    heavy_before = order.index("light")
+    assert heavy_before <= 4, order
+    assert len(order) == 13
+
+
+def test_capacity_reports_pools(gateway: Gateway) -> None:
+    with gateway.client() as http:
+        capacity = http.get("/v1/capacity").json()
+    sonnet = capacity["pools"]["sonnet"]
+    assert sonnet["limits"]["requests"] == pytest.approx(120 * 0.98)
+    assert "1m" in sonnet["utilisation"]
+    assert "queue_depth" in sonnet
+
+
+def _requests(stats: dict[str, Any]) -> int:
+    return sum(m["requests"] for k in stats["keys"].values() for m in k["models"].values())
+
+
+def _rate_limited(stats: dict[str, Any]) -> int:
+    return sum(
+        m["rate_limited_total"] for k in stats["keys"].values() for m in k["models"].values()
+    )

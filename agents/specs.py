@@ -39,6 +39,7 @@ class AgentSpec:
     output: type[DocModel]
     depends_on: tuple[str, ...]
     max_tokens: int
+    """Room for the largest answer expected; the gateway sends less once it has seen answers."""
     fan_out: bool = False
     """Runs once per affected section, in parallel."""
     edits: bool = False
@@ -67,12 +68,12 @@ def prompt_text(name: str) -> str:
 
 
 SPECS: tuple[AgentSpec, ...] = (
-    AgentSpec("layout_analyzer", "layout", "fast", LayoutAnalysis, (), 1_500),
+    AgentSpec("layout_analyzer", "layout", "fast", LayoutAnalysis, (), 1_000),
     AgentSpec(
-        "layout_generator", "layout", "smart", LayoutPlan, ("layout_analyzer",), 3_000, edits=True
+        "layout_generator", "layout", "smart", LayoutPlan, ("layout_analyzer",), 2_000, edits=True
     ),
     AgentSpec(
-        "component_analyzer", "components", "fast", ComponentAnalysis, ("layout_generator",), 2_000
+        "component_analyzer", "components", "fast", ComponentAnalysis, ("layout_generator",), 1_200
     ),
     AgentSpec(
         "component_generator",
@@ -80,19 +81,19 @@ SPECS: tuple[AgentSpec, ...] = (
         "smart",
         ComponentPlan,
         ("component_analyzer",),
-        6_000,
+        3_000,
         fan_out=True,
         edits=True,
     ),
-    AgentSpec("events_analyzer", "events", "fast", EventsAnalysis, ("component_generator",), 1_500),
+    AgentSpec("events_analyzer", "events", "fast", EventsAnalysis, ("component_generator",), 1_000),
     AgentSpec(
-        "events_generator", "events", "smart", EventsPlan, ("events_analyzer",), 3_000, edits=True
+        "events_generator", "events", "smart", EventsPlan, ("events_analyzer",), 1_500, edits=True
     ),
-    AgentSpec("styles", "styles", "fast", StylesPlan, ("component_generator",), 3_000, edits=True),
+    AgentSpec("styles", "styles", "fast", StylesPlan, ("component_generator",), 1_500, edits=True),
     AgentSpec(
-        "animation", "animation", "fast", AnimationPlan, ("component_generator",), 2_000, edits=True
+        "animation", "animation", "fast", AnimationPlan, ("component_generator",), 1_000, edits=True
     ),
-    AgentSpec("review", None, "smart", Review, ("events_generator", "styles", "animation"), 2_000),
+    AgentSpec("review", None, "smart", Review, ("events_generator", "styles", "animation"), 1_200),
 )
 SPEC_BY_NAME: dict[str, AgentSpec] = {spec.name: spec for spec in SPECS}
 

@@ -240,6 +240,11 @@ class SimConfig(_Strict):
     max_request_bytes: int = Field(
         default=32 * 1024 * 1024, gt=0, description="Bodies above this get 413."
     )
+    start_full: bool = Field(
+        default=True,
+        description="Buckets start holding a minute of budget, as a fresh organisation's do; "
+        "False starts them empty, so a benchmark measures the steady rate from the start.",
+    )
     auto_tool_use: float = Field(
         default=1.0,
         ge=0,

@@ -58,23 +58,29 @@ class PoolBuckets:
 
 
 class RateLimiter:
-    """All buckets of the simulator, created full on first use."""
+    """All buckets of the simulator, created on first use (full, unless configured empty)."""
 
     def __init__(self, config: SimConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self._config = config
         self._clock = clock
         self._pools: dict[tuple[str, str], PoolBuckets] = {}
+        self._epoch = clock()
 
     def pool(self, key_id: str, pool: str) -> PoolBuckets:
         found = self._pools.get((key_id, pool))
         if found is None:
             limits = self._config.pool_limits(pool)
             now = self._clock()
+            # Empty buckets start empty when the simulator starts, not when a key first
+            # calls: by then they have been refilling like everyone else's.
+            age = now - self._epoch
+
+            def bucket(limit: int) -> TokenBucket:
+                level = limit if self._config.start_full else min(limit, age * limit / 60)
+                return TokenBucket(limit, level, now)
+
             found = PoolBuckets(
-                limits,
-                TokenBucket(limits.rpm, limits.rpm, now),
-                TokenBucket(limits.itpm, limits.itpm, now),
-                TokenBucket(limits.otpm, limits.otpm, now),
+                limits, bucket(limits.rpm), bucket(limits.itpm), bucket(limits.otpm)
             )
             self._pools[(key_id, pool)] = found
         return found
@@ -156,6 +162,7 @@ class RateLimiter:
 
     def clear(self) -> None:
         self._pools.clear()
+        self._epoch = self._clock()
 
 
 def _rfc3339(moment: datetime) -> str:

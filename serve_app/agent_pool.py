@@ -1,13 +1,13 @@
 """One generic agent deployment, bound once per agent: calls Claude under the global budget.
 
 Each replica holds an ``AsyncAnthropic`` with ``max_retries=0``: the gateway decides
-retries. Every upstream call acquires budget first (input tokens counted locally and
-scaled by what this agent's calls were really charged, output as ``max_tokens``), then
-settles with the usage the API reported, feeds the API's rate-limit headers back, and on
-a 429 pauses the pool for every replica. 429, 529, 5xx, timeouts and dropped connections
-are retried with jittered backoff, each attempt through the budget again. Identical calls
-of one tenant are answered from cache, and identical calls in flight share one upstream
-call.
+retries. Every upstream call acquires budget first: the input after the prompt prefixes
+known to be cached, ``max_tokens`` right-sized from this agent's answers (an answer cut
+short is asked again in full). It then settles with
+the usage the API reported, feeds the API's rate-limit headers back, and on a 429 pauses
+the pool for every replica. 429, 529, 5xx, timeouts and dropped connections are retried
+with jittered backoff, each attempt through the budget again. Identical calls of one
+tenant are answered from cache, and identical calls in flight share one upstream call.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from agents.errors import ClaudeAPIError
 from agents.prompting import Params
 from agents.runner import AgentOutcome, AgentRunner, Reply
 from agents.specs import SPEC_BY_NAME
-from claude_sim.tokens import canonical_json, count_block
+from claude_sim.tokens import canonical_json
 from serve_app.budget import Need
 from serve_app.config import Env, GatewayArgs, read_env
 from serve_app.keeper import keeper_handle, shared_store
+from serve_app.prompt_cache import prompt_shape
 from serve_app.store import Store
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
@@ -64,15 +65,6 @@ def upstream_client(args: GatewayArgs, env: Env) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(
         api_key=key or "sk-local-simulator", base_url=base_url, max_retries=0, http_client=http
     )
-
-
-def estimate_input(params: Params) -> int:
-    """Local count of every input token of a request (before any cache discount)."""
-    blocks = [*params.get("tools", []), *params.get("system", [])]
-    for message in params["messages"]:
-        content = message["content"]
-        blocks += [content] if isinstance(content, str) else content
-    return sum(count_block(b) for b in blocks) + 3 * len(params["messages"]) + 3
 
 
 class AgentReplica:
@@ -127,27 +119,32 @@ class AgentReplica:
     async def _upstream(self, meta: CallMeta, params: Params) -> Reply:
         """One logical call: budget, send, settle; retried on what retrying can fix."""
         pool = self.args.pool_of(params["model"])
-        estimate = estimate_input(params)
+        shape = prompt_shape(params)
         attempts = self.args.upstream.max_attempts
         last_error = "no attempt made"
+        exact = False
         for attempt in range(1, attempts + 1):
             call_id = f"{meta.job_id}:{self.agent}:{uuid.uuid4().hex[:12]}"
             need = Need(
                 call_id,
                 pool,
-                estimate,
+                shape.total,
                 params["max_tokens"],
                 user=f"{meta.tenant}/{meta.user}",
                 job_id=meta.job_id,
                 priority=meta.priority,
                 tag=self.agent,
+                exact=exact,
+                shape=shape,
             )
             wait = self.args.budget.max_wait_s
             if meta.deadline:
                 wait = max(1.0, min(wait, meta.deadline - time.time()))
-            await self._keeper.acquire.remote(need, wait)
+            granted: int = await self._keeper.acquire.remote(need, wait)
             try:
-                raw = await self._client.messages.with_raw_response.create(**params)
+                raw = await self._client.messages.with_raw_response.create(
+                    **{**params, "max_tokens": granted}
+                )
             except anthropic.APIStatusError as exc:
                 await self._keeper.release.remote(call_id)
                 last_error = f"Claude API answered {exc.status_code}: {exc.message}"
@@ -166,11 +163,21 @@ class AgentReplica:
                 }
                 message = await raw.parse()
                 usage = message.usage
-                charged = usage.input_tokens + (usage.cache_creation_input_tokens or 0)
-                await self._keeper.settle.remote(call_id, charged, usage.output_tokens)
+                cut = message.stop_reason == "max_tokens" and granted < params["max_tokens"]
+                spent = {
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "cache_creation_input_tokens": usage.cache_creation_input_tokens or 0,
+                    "cache_read_input_tokens": usage.cache_read_input_tokens or 0,
+                }
+                await self._keeper.settle.remote(call_id, spent, cut)
                 await self._keeper.observe.remote(pool, headers)
-                reply: Reply = json.loads(message.model_dump_json())
-                return reply
+                if not cut:
+                    reply: Reply = json.loads(message.model_dump_json())
+                    return reply
+                # The learned bound was too short for this answer: ask again in full.
+                exact = True
+                continue
             await asyncio.sleep(_backoff(attempt))
         raise ClaudeAPIError(
             f"{self.agent}: gave up after {attempts} attempts: {last_error}", upstream_status=None

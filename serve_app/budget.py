@@ -18,6 +18,7 @@ a 429 pauses the whole pool for ``retry-after``.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from agents.errors import BudgetTimeoutError, CancelledError
+from serve_app.prompt_cache import PromptCacheMirror, PromptShape, TokenScale
 
 Priority = Literal["interactive", "batch"]
 KINDS = ("requests", "input_tokens", "output_tokens")
@@ -34,8 +36,6 @@ HEADER_OF = {
     "output_tokens": "output-tokens",
 }
 TOKEN_HEADER_ROUNDING = 1000
-SETTLED_MEMORY = 100_000
-"""How many settled call ids are remembered, to make a late duplicate settle a no-op."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,11 @@ class Need:
     job_id: str | None = None
     priority: Priority = "interactive"
     tag: str = ""
-    """Kind of call (the agent): input estimates are scaled by what such calls were charged."""
+    """Kind of call (the agent): ``max_tokens`` is right-sized from such calls' answers."""
+    shape: PromptShape | None = None
+    """The request's cacheable prefixes: only what follows the warm ones is reserved."""
+    exact: bool = False
+    """Reserve ``output_tokens`` as given (a retry after the learned bound cut the answer)."""
 
     def amount(self, kind: str) -> float:
         return {
@@ -72,28 +76,32 @@ class Need:
         }[kind]
 
 
-class InputScale:
-    """How much of a local prompt estimate a kind of call is charged against ITPM.
+class OutputBound:
+    """A right-sized ``max_tokens`` per kind of call, learned from its answers.
 
-    Cache reads cost no ITPM, so a prompt whose prefix is cached is charged a fraction of
-    its size; reserving the whole prompt would leave most of the ITPM budget idle. The
-    scale is the highest charged/estimated ratio of the kind's recent calls, plus a margin,
-    so an occasional cache write is covered; a new kind starts at 1 (no discount).
+    The API reserves ``max_tokens`` of OTPM for a call's duration when it counts output up
+    front, so a generous ``max_tokens`` books budget that is never used. The bound is 1.25x
+    the longest recent answer of the kind (at least ``floor``, at most what was asked); an
+    answer cut at the bound is retried with the full ``max_tokens`` and resets the bound.
     """
 
-    def __init__(self, window: int = 20, margin: float = 1.15) -> None:
-        self._ratios: dict[str, deque[float]] = {}
+    def __init__(self, window: int = 50, factor: float = 1.25, floor: int = 256) -> None:
+        self._seen: dict[str, deque[int]] = {}
         self._window = window
-        self._margin = margin
+        self._factor = factor
+        self._floor = floor
 
-    def reserve(self, tag: str, estimate: int) -> int:
-        ratios = self._ratios.get(tag)
-        scale = 1.0 if not ratios else min(1.0, max(ratios) * self._margin)
-        return max(1, round(estimate * scale))
+    def bound(self, tag: str, asked: int) -> int:
+        seen = self._seen.get(tag)
+        if not tag or not seen or len(seen) < 3:
+            return asked
+        return max(1, min(asked, max(self._floor, round(max(seen) * self._factor))))
 
-    def learn(self, tag: str, estimate: int, charged: int) -> None:
-        if estimate > 0:
-            self._ratios.setdefault(tag, deque(maxlen=self._window)).append(charged / estimate)
+    def learn(self, tag: str, produced: int, *, cut: bool) -> None:
+        if cut:
+            self._seen.pop(tag, None)
+        elif tag:
+            self._seen.setdefault(tag, deque(maxlen=self._window)).append(produced)
 
 
 @dataclass
@@ -178,9 +186,9 @@ class Budget:
             for name, lim in limits.items()
         }
         self._granted: dict[str, Need] = {}
-        self._estimates: dict[str, int] = {}
-        self.scale = InputScale()
-        self._settled: OrderedDict[str, None] = OrderedDict()
+        self.output_bound = OutputBound()
+        self.mirror = PromptCacheMirror()
+        self.tokens = TokenScale()
         self.grants_total = 0
 
     def pool(self, name: str) -> _Pool:
@@ -188,17 +196,23 @@ class Budget:
             raise KeyError(f"no budget for model pool {name!r}; pools: {sorted(self._pools)}")
         return self._pools[name]
 
-    async def acquire(self, need: Need, *, timeout_s: float) -> None:
+    async def acquire(self, need: Need, *, timeout_s: float) -> int:
         """Wait until ``need`` fits its pool, then charge it; idempotent per call id.
 
-        ``need.input_tokens`` is the local estimate of the whole prompt; what is reserved
-        is that estimate scaled by what calls of the same tag were really charged.
+        With ``need.shape``, the input reserved is what follows the longest prefix known to
+        be cached, in the API's token counts as learned; without, ``need.input_tokens``.
+        ``need.output_tokens`` is the caller's ``max_tokens``; the returned number is the
+        ``max_tokens`` to send, right-sized from the tag's answers unless ``exact``.
         """
-        if need.call_id in self._granted or need.call_id in self._settled:
-            return
+        if need.call_id in self._granted:
+            return int(self._granted[need.call_id].output_tokens)
         pool = self.pool(need.pool)
-        self._estimates[need.call_id] = need.input_tokens
-        need = replace(need, input_tokens=self.scale.reserve(need.tag, need.input_tokens))
+        output = (
+            need.output_tokens
+            if need.exact
+            else self.output_bound.bound(need.tag, need.output_tokens)
+        )
+        need = replace(need, input_tokens=self._input_reservation(need), output_tokens=output)
         waiter = _Waiter(need, asyncio.get_running_loop().create_future(), self._clock())
         pool.queues[need.priority].setdefault(need.user, deque()).append(waiter)
         self._pump(need.pool)
@@ -206,8 +220,7 @@ class Budget:
             await asyncio.wait_for(asyncio.shield(waiter.future), timeout=timeout_s)
         except TimeoutError:
             if waiter.future.done() and not waiter.future.cancelled():
-                return
-            self._estimates.pop(need.call_id, None)
+                return output
             self._drop(pool, waiter)
             raise BudgetTimeoutError(
                 f"no {need.pool} budget within {timeout_s:g} s; "
@@ -217,16 +230,42 @@ class Budget:
         except asyncio.CancelledError:
             self._drop(pool, waiter)
             raise
+        return output
 
-    def settle(self, call_id: str, *, input_tokens: int, output_tokens: int) -> None:
-        """Replace a grant's estimates by what the API charged; refunds the difference."""
+    def _input_reservation(self, need: Need) -> int:
+        if need.shape is None:
+            return need.input_tokens
+        uncached = self.mirror.uncached(need.shape, self._clock())
+        return math.ceil(uncached * self.tokens.scale(need.shape.model))
+
+    def settle(
+        self,
+        call_id: str,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        cache_write_tokens: int = 0,
+        cache_read_tokens: int = 0,
+        cut: bool = False,
+    ) -> None:
+        """Replace a grant's estimates by what the API charged; refunds the difference.
+
+        ``input_tokens`` is uncached input; ITPM is charged that plus the cache writes.
+        ``cut``: the answer stopped at the granted ``max_tokens`` (the bound was too low).
+        """
         need = self._granted.pop(call_id, None)
         if need is None:
             return
-        self._settled[call_id] = None
-        if len(self._settled) > SETTLED_MEMORY:
-            self._settled.popitem(last=False)
-        self.scale.learn(need.tag, self._estimates.pop(call_id, 0), input_tokens)
+        if not need.exact:
+            self.output_bound.learn(need.tag, output_tokens, cut=cut)
+        if need.shape is not None:
+            shape = need.shape
+            reported = input_tokens + cache_write_tokens + cache_read_tokens
+            self.tokens.learn(shape.model, shape.total, reported)
+            ratio = reported / shape.total if shape.total else 1.0
+            cached = (cache_write_tokens + cache_read_tokens) / max(ratio, 1e-6)
+            self.mirror.learn(shape, round(cached), self._clock())
+        input_tokens += cache_write_tokens
         pool = self.pool(need.pool)
         now = self._clock()
         for kind, actual in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
@@ -239,7 +278,6 @@ class Budget:
     def release(self, call_id: str) -> None:
         """Refund everything of a grant whose call was never sent."""
         need = self._granted.pop(call_id, None)
-        self._estimates.pop(call_id, None)
         if need is None:
             return
         pool = self.pool(need.pool)
@@ -277,7 +315,11 @@ class Budget:
                 bucket.level = reported
 
     def pause(self, pool_name: str, seconds: float) -> None:
-        """Stop granting in a pool (the API said 429) for ``seconds``."""
+        """Stop granting in a pool (the API said 429) for ``seconds``.
+
+        A 429 means our picture was too rosy, maybe of the cache: forget what was warm.
+        """
+        self.mirror.forget()
         pool = self.pool(pool_name)
         pool.paused_until = max(pool.paused_until, self._clock() + seconds)
         self._pump(pool_name)

@@ -42,6 +42,12 @@ class BudgetArgs(_Args):
     max_wait_s: float = Field(
         default=120.0, gt=0, description="Longest a call waits for budget before failing."
     )
+    start_full: bool = Field(
+        default=True,
+        description="A new keeper may spend a minute of budget at once; False starts empty "
+        "(safer when another deployment may have just spent it). A restarted keeper "
+        "always starts empty.",
+    )
     admission_max_wait_s: float = Field(
         default=60.0,
         gt=0,

@@ -290,7 +290,8 @@ class Ingress:
         waits: list[float] = await asyncio.gather(
             *(self.keeper.estimated_wait.remote(p) for p in pools)
         )
-        return max(waits, default=0.0)
+        backlog = self.jobs.cost.backlog_s(len(self.jobs.tasks))
+        return max([backlog, *waits])
 
     async def replay(self, job: JobRecord, cached: dict[str, Any], stream: bool) -> Response:
         """A repeat answered from the result cache, recorded as a job of its own."""

@@ -29,6 +29,7 @@ from agents.planner import Group, Plan
 from agents.prompting import AgentTask
 from agents.retrieval import CatalogIndex
 from agents.runner import AgentOutcome
+from serve_app.admission import GenerationCost
 from serve_app.agent_pool import CallMeta
 from serve_app.config import GatewayArgs
 from serve_app.store import TERMINAL, JobRecord, Store
@@ -89,6 +90,7 @@ class JobRunner:
         self.index = index
         self.replica_id = uuid.uuid4().hex[:12]
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.cost = GenerationCost(args)
         self.finished: dict[str, dict[str, Any]] = {}
 
     def pipeline(self, job: JobRecord, emit: Any) -> Pipeline:
@@ -190,6 +192,8 @@ class JobRunner:
             await self.store.release_dedup(job.dedup_key, job.job_id)
         await self.store.expire_job(job.job_id, self.args.ingress.job_ttl_s)
         self.finished[job.job_id] = {"status": status, "at": time.time(), "cost_usd": _cost(data)}
+        if event == "result":
+            self.cost.learn(data.get("usage", {}).get("agents", {}))
 
     async def _heartbeat(self, job_id: str) -> None:
         """Keep the job marked alive, report its place in the budget queue, obey cancels."""

@@ -50,7 +50,9 @@ class BudgetKeeper:
         self._redis_url = redis_url
         # A restarted keeper cannot know what was spent in the last minute: it starts empty.
         restarted = ray.get_runtime_context().was_current_actor_reconstructed
-        self.budget = Budget(budget_limits(args), start_full=not restarted)
+        self.budget = Budget(
+            budget_limits(args), start_full=args.budget.start_full and not restarted
+        )
         self._store: Store = MemoryStore()
         self._restored = False
         self._flights: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
@@ -64,11 +66,18 @@ class BudgetKeeper:
             self._saver = asyncio.create_task(self._save_forever())
         return {"pools": sorted(self.budget.snapshot()), "redis": bool(self._redis_url)}
 
-    async def acquire(self, need: Need, timeout_s: float) -> None:
-        await self.budget.acquire(need, timeout_s=timeout_s)
+    async def acquire(self, need: Need, timeout_s: float) -> int:
+        return await self.budget.acquire(need, timeout_s=timeout_s)
 
-    def settle(self, call_id: str, input_tokens: int, output_tokens: int) -> None:
-        self.budget.settle(call_id, input_tokens=input_tokens, output_tokens=output_tokens)
+    def settle(self, call_id: str, usage: dict[str, int], cut: bool = False) -> None:
+        self.budget.settle(
+            call_id,
+            input_tokens=usage["input_tokens"],
+            output_tokens=usage["output_tokens"],
+            cache_write_tokens=usage.get("cache_creation_input_tokens", 0),
+            cache_read_tokens=usage.get("cache_read_input_tokens", 0),
+            cut=cut,
+        )
 
     def release(self, call_id: str) -> None:
         self.budget.release(call_id)

@@ -42,7 +42,6 @@ async def test_settle_refunds_estimates_and_is_idempotent() -> None:
     remaining = budget.snapshot()["sonnet"]["remaining"]
     assert remaining["input_tokens"] == pytest.approx(950, abs=2)
     assert remaining["output_tokens"] == pytest.approx(900, abs=2)
-    await budget.acquire(need("a"), timeout_s=1)
     assert budget.snapshot()["sonnet"]["remaining"]["requests"] == pytest.approx(99, abs=0.1)
 
 
@@ -137,3 +136,19 @@ async def test_utilisation_is_measured_on_settled_usage() -> None:
         budget.settle(f"c{i}", input_tokens=100, output_tokens=50)
     used = budget.snapshot()["sonnet"]["utilisation"]["1m"]
     assert used == {"requests": 0.1, "input_tokens": 0.1, "output_tokens": 0.05}
+
+
+async def test_max_tokens_is_right_sized_from_answers_and_reset_when_cut() -> None:
+    budget = Budget({"sonnet": Limits(rpm=600, itpm=10**6, otpm=10**6)})
+
+    async def call(call_id: str, produced: int, *, cut: bool = False, exact: bool = False) -> int:
+        ask = Need(call_id, "sonnet", 10, 4000, tag="review", exact=exact)
+        granted = await budget.acquire(ask, timeout_s=1)
+        budget.settle(call_id, input_tokens=10, output_tokens=produced, cut=cut)
+        return granted
+
+    assert [await call(f"w{i}", 300) for i in range(3)] == [4000, 4000, 4000]
+    assert await call("sized", 200) == 375
+    assert await call("cut", 375, cut=True) == 375
+    assert await call("after-cut", 300) == 4000, "a cut answer resets the bound"
+    assert await call("retry", 900, exact=True) == 4000

@@ -1,0 +1,61 @@
+"""ITPM reservations follow the API's prompt cache: checked against what claude_sim charges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.config import PipelineConfig
+from agents.prompting import AgentTask, GenerationContext, build_request
+from agents.samples import landing_page
+from agents.specs import SPEC_BY_NAME
+from claude_sim import SimConfig, create_app
+from serve_app.budget import Budget, Limits, Need
+from serve_app.prompt_cache import prompt_shape
+from tests.claude_sim.conftest import sdk
+
+LIMITS = {
+    "sonnet": Limits(rpm=1000, itpm=10**7, otpm=10**7),
+    "haiku": Limits(rpm=1000, itpm=10**7, otpm=10**7),
+}
+
+
+def request(agent: str, instruction: str) -> dict[str, Any]:
+    context = GenerationContext("home", instruction, landing_page("home"))
+    task = AgentTask(agent, context, landing_page("home"))
+    return build_request(SPEC_BY_NAME[agent], task, PipelineConfig())
+
+
+async def test_reservation_equals_what_the_simulator_charges_once_warm() -> None:
+    client = sdk(create_app(SimConfig(speed=500, profile="tier4")))
+    budget = Budget(LIMITS)
+    charged, reserved = [], []
+    for n, agent in enumerate(["styles", "animation", "styles", "layout_analyzer"]):
+        params = request(agent, "Make the hero bolder" if n < 3 else "Add a FAQ section")
+        shape = prompt_shape(params)
+        need = Need(f"c{n}", "haiku", shape.total, params["max_tokens"], shape=shape)
+        await budget.acquire(need, timeout_s=1)
+        reserved.append(budget._granted[f"c{n}"].input_tokens)
+        reply = await client.messages.create(**params)
+        usage = reply.usage
+        charged.append(usage.input_tokens + (usage.cache_creation_input_tokens or 0))
+        budget.settle(
+            f"c{n}",
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_write_tokens=usage.cache_creation_input_tokens or 0,
+            cache_read_tokens=usage.cache_read_input_tokens or 0,
+        )
+    assert reserved[0] >= charged[0], "cold: the whole prompt is reserved"
+    # warm static prefix and shared generation block: reservation tracks the charge closely
+    for got, want in zip(reserved[1:], charged[1:], strict=True):
+        assert want <= got <= want * 1.1 + 50, (reserved, charged)
+    assert charged[1] < charged[0] / 3, "the cache really was read"
+
+
+def test_a_429_makes_the_budget_forget_the_cache() -> None:
+    budget = Budget(LIMITS)
+    shape = prompt_shape(request("styles", "Make the hero bolder"))
+    budget.mirror.learn(shape, shape.total, now=0.0)
+    assert budget.mirror.uncached(shape, now=1.0) < shape.total
+    budget.mirror.forget()
+    assert budget.mirror.uncached(shape, now=1.0) == shape.total

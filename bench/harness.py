@@ -233,7 +233,7 @@ async def run_gateway(scenario: Scenario, tmp: Path) -> Run:
         serve.run(build_app(args), name="gateway", route_prefix="/", blocking=False)
         limits = httpx2.Limits(max_connections=scenario.users * 2 + 20)
         async with httpx2.AsyncClient(base_url=base, timeout=600, limits=limits) as http:
-            await _ready(http)
+            await wait_ready(http)
 
             async def generate(
                 user: str, page_id: str, text: str, page: dict[str, Any] | None, outcome: Outcome
@@ -258,7 +258,7 @@ async def run_gateway(scenario: Scenario, tmp: Path) -> Run:
     return run
 
 
-async def _ready(http: httpx2.AsyncClient) -> None:
+async def wait_ready(http: httpx2.AsyncClient) -> None:
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         try:

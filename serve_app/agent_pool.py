@@ -33,6 +33,7 @@ from claude_sim.tokens import canonical_json
 from serve_app.budget import Need
 from serve_app.config import Env, GatewayArgs, read_env
 from serve_app.keeper import keeper_handle, shared_store
+from serve_app.metrics import metrics
 from serve_app.prompt_cache import prompt_shape
 from serve_app.store import Store
 
@@ -114,6 +115,7 @@ class AgentReplica:
         if fresh:
             return reply
         # Answered without an upstream call: nothing was spent on this one.
+        metrics().cache_hits.inc(tags={"cache": "agent_call"})
         return {**reply, "usage": {"input_tokens": 0, "output_tokens": 0}, "cached": True}
 
     async def _upstream(self, meta: CallMeta, params: Params) -> Reply:
@@ -140,13 +142,18 @@ class AgentReplica:
             wait = self.args.budget.max_wait_s
             if meta.deadline:
                 wait = max(1.0, min(wait, meta.deadline - time.time()))
+            waited = time.monotonic()
             granted: int = await self._keeper.acquire.remote(need, wait)
+            metrics().budget_wait.observe(time.monotonic() - waited, tags={"pool": pool})
             try:
                 raw = await self._client.messages.with_raw_response.create(
                     **{**params, "max_tokens": granted}
                 )
             except anthropic.APIStatusError as exc:
                 await self._keeper.release.remote(call_id)
+                metrics().upstream_errors.inc(
+                    tags={"model": params["model"], "status": str(exc.status_code)}
+                )
                 last_error = f"Claude API answered {exc.status_code}: {exc.message}"
                 if exc.status_code == 429:
                     await self._keeper.pause.remote(pool, _retry_after(exc.response.headers))
@@ -171,6 +178,7 @@ class AgentReplica:
                     "cache_read_input_tokens": usage.cache_read_input_tokens or 0,
                 }
                 await self._keeper.settle.remote(call_id, spent, cut)
+                self._count(params["model"], spent)
                 await self._keeper.observe.remote(pool, headers)
                 if not cut:
                     reply: Reply = json.loads(message.model_dump_json())
@@ -182,6 +190,18 @@ class AgentReplica:
         raise ClaudeAPIError(
             f"{self.agent}: gave up after {attempts} attempts: {last_error}", upstream_status=None
         )
+
+    def _count(self, model: str, spent: dict[str, int]) -> None:
+        recorder = metrics()
+        recorder.agent_calls.inc(tags={"agent": self.agent, "outcome": "answered"})
+        for kind, key in (
+            ("input", "input_tokens"),
+            ("output", "output_tokens"),
+            ("cache_write", "cache_creation_input_tokens"),
+            ("cache_read", "cache_read_input_tokens"),
+        ):
+            if spent[key]:
+                recorder.tokens.inc(spent[key], tags={"model": model, "kind": kind})
 
 
 def _retry_after(headers: Any) -> float:

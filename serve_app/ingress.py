@@ -43,6 +43,7 @@ from agents.retrieval import CatalogIndex
 from serve_app.config import GatewayArgs, read_env
 from serve_app.jobs import CANCELS, RESULT_CACHE, JobRunner, dedup_key, result_key, to_request
 from serve_app.keeper import keeper_handle, shared_store
+from serve_app.metrics import metrics
 from serve_app.playground import PLAYGROUND_HTML
 from serve_app.store import TERMINAL, JobRecord, StoredEvent, StoreUnavailableError
 
@@ -243,6 +244,7 @@ class Ingress:
         cached = await self.store.cache_get(RESULT_CACHE, result_key(tenant, request))
         if cached is not None:
             self.cache_hits += 1
+            metrics().cache_hits.inc(tags={"cache": "generation"})
             await self.store.release_dedup(job.dedup_key or "", job.job_id)
             return await self.replay(job, cached, body.stream)
         limited = await self.store.hit_rate_limit(
@@ -358,6 +360,7 @@ class Ingress:
         if first is not None:
             yield frame(first)
         ping = self.args.ingress.ping_interval_s
+        idle = 0
         while True:
             try:
                 batch = await self.store.read_events(job_id, after, block_s=ping)
@@ -375,8 +378,9 @@ class Ingress:
                 )
                 return
             if not batch:
-                job = await self.store.get_job(job_id)
-                if job is None:
+                idle += 1
+                # Now and then, make sure the job still exists (it may have expired).
+                if idle % 10 == 0 and await self.store.get_job(job_id) is None:
                     return
                 yield b": ping\n\n"
                 continue

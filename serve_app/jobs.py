@@ -32,6 +32,7 @@ from agents.runner import AgentOutcome
 from serve_app.admission import GenerationCost
 from serve_app.agent_pool import CallMeta
 from serve_app.config import GatewayArgs
+from serve_app.metrics import metrics
 from serve_app.store import TERMINAL, JobRecord, Store
 
 log = logging.getLogger("nocode.jobs")
@@ -192,6 +193,8 @@ class JobRunner:
             await self.store.release_dedup(job.dedup_key, job.job_id)
         await self.store.expire_job(job.job_id, self.args.ingress.job_ttl_s)
         self.finished[job.job_id] = {"status": status, "at": time.time(), "cost_usd": _cost(data)}
+        metrics().generations.inc(tags={"status": status})
+        metrics().generation_seconds.observe(time.time() - job.created_at, tags={"status": status})
         if event == "result":
             self.cost.learn(data.get("usage", {}).get("agents", {}))
 

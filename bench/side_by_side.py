@@ -1,0 +1,180 @@
+"""The gateway against the seed's Phase 2 design, on the same simulated budget and workload.
+
+Both systems get a fresh claude_sim with the same limits, OTPM mode, speed and seed, and
+the same virtual users (a few heavy ones who think ten times less), drawing the same
+instructions. The seed is ``bench.seed_baseline`` (Celery-style workers with per-worker
+rate limits, backoff on 429, all nine agents, no prompt caching); the gateway is the Ray
+Serve deployment of ``serve_app``.
+
+    python -m bench.side_by_side --measure 150
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from agents.page import Page
+from agents.retrieval import CatalogIndex, RetrievalConfig
+from bench import report
+from bench.harness import Outcome, Run, Scenario, drive, run_gateway, summarise
+from bench.seed_baseline import SeedBaseline, SeedSettings
+from bench.simproc import simulator
+from claude_sim import SimConfig
+
+LIMITS = {
+    "sonnet": {"rpm": 50, "itpm": 30_000, "otpm": 8_000},
+    "haiku": {"rpm": 50, "itpm": 50_000, "otpm": 10_000},
+    "opus": {"rpm": 50, "itpm": 30_000, "otpm": 8_000},
+}
+"""Anthropic's tier 1, the seed plan's starting point."""
+
+
+async def run_seed(scenario: Scenario, tmp: Path) -> Run:
+    """The seed baseline against its own simulator, driven like the gateway."""
+    config = SimConfig.model_validate(
+        {
+            "profile": "custom",
+            "limits": scenario.limits,
+            "otpm_mode": scenario.otpm_mode,
+            "speed": scenario.speed,
+            "seed": scenario.seed,
+            "start_full": False,
+        }
+    )
+    run = Run(scenario)
+    index = CatalogIndex.open(RetrievalConfig(uri=str(tmp / "catalog.lance")))
+    async with simulator(config) as (url, _), httpx2.AsyncClient(base_url=url) as http:
+        baseline = SeedBaseline(url, settings=SeedSettings(), catalog_index=index)
+        await baseline.start()
+
+        async def generate(
+            user: str, page_id: str, text: str, page: dict[str, Any] | None, outcome: Outcome
+        ) -> None:
+            def on_event(name: str, data: dict[str, Any]) -> None:
+                if outcome.first_event is None:
+                    outcome.first_event = time.monotonic()
+
+            result = await baseline.generate(
+                page_id, text, Page.model_validate(page) if page else None, on_event=on_event
+            )
+            outcome.finished = time.monotonic()
+            outcome.cached = result.cached
+            if result.ok:
+                outcome.status = "completed"
+                if result.usage is not None and not result.cached:
+                    outcome.cost_usd = result.usage.cost_usd
+                    outcome.tokens = result.usage.total_input_tokens + result.usage.output_tokens
+            else:
+                outcome.status = f"failed:{(result.error or 'error').split(':')[0][:40]}"
+
+        stop = asyncio.Event()
+        task = asyncio.create_task(drive(scenario, generate, run, stop))
+        await asyncio.sleep(scenario.warmup_s)
+        run.sim_before = (await http.get("/sim/stats")).json()
+        started = time.monotonic()
+        run.window = (started, started + scenario.measure_s)
+        await asyncio.sleep(scenario.measure_s)
+        run.sim_after = (await http.get("/sim/stats")).json()
+        run.extra["measured_s"] = time.monotonic() - started
+        stop.set()
+        await task
+        run.extra["seed_stats"] = baseline.stats.as_dict()
+        await baseline.stop()
+    return run
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value}{unit}"
+
+
+async def main(measure: float, warmup: float, users: int, heavy: int, mode: str) -> None:
+    scenario = Scenario(
+        limits=LIMITS,
+        otpm_mode=mode,
+        users=users,
+        heavy_users=heavy,
+        warmup_s=warmup,
+        measure_s=measure,
+        think_s=40.0,
+    )
+    results: dict[str, dict[str, Any]] = {}
+    for name, runner in (("seed plan", run_seed), ("gateway", run_gateway)):
+        print(f"{name}: {warmup:.0f} s warm-up, {measure:.0f} s measured ...", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            run = await runner(scenario, Path(tmp))
+        results[name] = summarise(run)
+        results[name]["extra"] = {k: v for k, v in run.extra.items() if k != "capacity"}
+        print(name, results[name], flush=True)
+    report.save_json(
+        "side_by_side", {"limits": LIMITS, "scenario": scenario.__dict__, "results": results}
+    )
+    seed, ours = results["seed plan"], results["gateway"]
+    rows = []
+    for label, key, unit in (
+        ("generations completed / min", "generations_per_min", ""),
+        ("offered / min", "offered_per_min", ""),
+        ("upstream 429s", "upstream_429s", ""),
+        ("generations lost", "lost", ""),
+        ("latency p50", "latency_p50_s", " s"),
+        ("latency p95", "latency_p95_s", " s"),
+        ("time to first event p50", "first_event_p50_s", " s"),
+        ("time to first event p95", "first_event_p95_s", " s"),
+        ("tokens / generation", "tokens_per_generation", ""),
+        ("cost / generation", "cost_per_generation_usd", " $"),
+        ("Jain's index, light users", "jain_index_light_users", ""),
+        ("heavy users' wait p50", "heavy_wait_p50_s", " s"),
+        ("light users' wait p50", "light_wait_p50_s", " s"),
+    ):
+        rows.append([label, _fmt(seed.get(key), unit), _fmt(ours.get(key), unit)])
+    for pool in ("sonnet", "haiku"):
+        for kind in ("requests", "input_tokens", "output_tokens"):
+            rows.append(
+                [
+                    f"{pool} {kind} limit used",
+                    f"{seed['usage_of_limits'][pool][kind]:.0%}",
+                    f"{ours['usage_of_limits'][pool][kind]:.0%}",
+                ]
+            )
+    rows.append(
+        [
+            "outcomes",
+            ", ".join(f"{k} {v}" for k, v in sorted(seed["statuses"].items())),
+            ", ".join(f"{k} {v}" for k, v in sorted(ours["statuses"].items())),
+        ]
+    )
+    ratio = (
+        ours["generations_per_min"] / seed["generations_per_min"]
+        if seed["generations_per_min"]
+        else float("inf")
+    )
+    body = (
+        f"Same claude_sim budget for both (tier 1: sonnet {LIMITS['sonnet']}, haiku "
+        f"{LIMITS['haiku']}, OTPM {mode}, buckets starting empty), same {users} virtual users "
+        f"({heavy} heavy ones thinking ten times less), same instructions (the shared "
+        f"dataset's mix, 10% repeats), {warmup:.0f} s warm-up then {measure:.0f} s measured. "
+        "The seed plan is `bench/seed_baseline.py`: 5 Celery-style workers x 2, 10 calls a "
+        "minute each, backoff 10/20/40 s on 429, nine agents always, no prompt caching, an "
+        "md5(page_id:prompt) cache. 'Limit used' is the share of each limit's budget the "
+        "simulator admitted in the window.\n\n"
+        + report.table(["", "seed plan", "gateway"], rows)
+        + f"\n\nThe gateway completed {ratio:.1f}x the seed's generations per minute."
+    )
+    report.write_section("side_by_side", "Side by side: the gateway against the seed plan", body)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--measure", type=float, default=150)
+    parser.add_argument("--warmup", type=float, default=90)
+    parser.add_argument("--users", type=int, default=24)
+    parser.add_argument("--heavy", type=int, default=3)
+    parser.add_argument("--otpm-mode", default="produced", choices=["produced", "estimate"])
+    args = parser.parse_args()
+    asyncio.run(main(args.measure, args.warmup, args.users, args.heavy, args.otpm_mode))

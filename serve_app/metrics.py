@@ -1,0 +1,64 @@
+"""Prometheus metrics of the gateway, exported by Ray on each node's metrics port.
+
+Names carry the ``nocode_`` prefix (Ray adds ``ray_``); the seed plan's metrics map onto
+them: requests and their latency (``generations``), tokens per model, rate-limit hits and
+API errors (``upstream_errors``), and the queue (``budget_wait_seconds``).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ray.util.metrics import Counter, Histogram
+
+SECONDS = [0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600]
+
+
+class GatewayMetrics:
+    """One process's metric handles (Ray metrics must be created in the process using them)."""
+
+    def __init__(self) -> None:
+        self.generations = Counter(
+            "nocode_generations_total",
+            description="Generations by final status.",
+            tag_keys=("status",),
+        )
+        self.generation_seconds = Histogram(
+            "nocode_generation_seconds",
+            description="Time from accepted to result or error.",
+            boundaries=SECONDS,
+            tag_keys=("status",),
+        )
+        self.agent_calls = Counter(
+            "nocode_agent_calls_total",
+            description="Upstream calls by agent and outcome.",
+            tag_keys=("agent", "outcome"),
+        )
+        self.tokens = Counter(
+            "nocode_claude_tokens_total",
+            description="Tokens the API reported, by model and "
+            "kind (input, output, cache_write, cache_read).",
+            tag_keys=("model", "kind"),
+        )
+        self.upstream_errors = Counter(
+            "nocode_upstream_errors_total",
+            description="API errors by model and status (429 = rate-limit hits).",
+            tag_keys=("model", "status"),
+        )
+        self.budget_wait = Histogram(
+            "nocode_budget_wait_seconds",
+            description="Time a call waited for budget.",
+            boundaries=SECONDS,
+            tag_keys=("pool",),
+        )
+        self.cache_hits = Counter(
+            "nocode_cache_hits_total",
+            description="Answers served from cache, by cache.",
+            tag_keys=("cache",),
+        )
+
+
+@cache
+def metrics() -> GatewayMetrics:
+    """This process's metrics."""
+    return GatewayMetrics()

@@ -1,0 +1,75 @@
+"""The Kubernetes manifests and the Serve configs: valid against their schemas and the app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from serve_app.config import GatewayArgs
+from serve_app.config_check import problems, serve_config_of
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT.parent / "shared" / "kuberay" / "rayservice.v1.openapi.json"
+
+
+def documents(name: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((ROOT / name).read_text()) if d]
+
+
+def rayservice() -> dict[str, Any]:
+    (service,) = [d for d in documents("cluster/rayservice.yaml") if d["kind"] == "RayService"]
+    return service
+
+
+def test_rayservice_matches_the_kuberay_crd_schema() -> None:
+    jsonschema.validate(rayservice(), json.loads(CRD.read_text()))
+
+
+@pytest.mark.parametrize("name", ["serve_config.yaml", "cluster/rayservice.yaml"])
+def test_serve_configs_build_and_name_real_deployments(name: str) -> None:
+    (document,) = [d for d in documents(name) if d.get("kind") in (None, "RayService")]
+    assert problems(serve_config_of(document)) == []
+
+
+def test_config_check_catches_what_serve_would_accept() -> None:
+    config = serve_config_of(rayservice())
+    app = config["applications"][0]
+    app["deployments"] = [
+        {"name": "agent_review", "autoscaling_config": {"min_replicas": 5, "max_replicas": 2}},
+        {"name": "agent_nope"},
+    ]
+    found = problems(config)
+    assert any("agent_nope" in p for p in found)
+    assert any("min_replicas" in p for p in found)
+    app["args"] = {"budget": {"tier": "tier9"}}
+    assert any("cannot build" in p for p in problems(config))
+
+
+def test_production_config_requires_keys_and_uses_fractional_cpus() -> None:
+    app = serve_config_of(rayservice())["applications"][0]
+    args = GatewayArgs.model_validate(app["args"])
+    assert args.require_auth is True
+    assert 0 < args.pool_args("review").num_cpus < 1
+    local = [a for a in serve_config_of(documents("serve_config.yaml")[0])["applications"]
+             if a["name"] == "gateway"][0]
+    assert GatewayArgs.model_validate(local["args"]).require_auth is False
+
+
+def test_edge_strips_the_headers_that_change_serves_timeouts() -> None:
+    (ingress,) = documents("cluster/ingress.yaml")
+    snippet = ingress["metadata"]["annotations"][
+        "nginx.ingress.kubernetes.io/configuration-snippet"]
+    assert "x-request-timeout-seconds" in snippet
+    assert "x-request-disconnect-disabled" in snippet
+
+
+def test_no_secret_values_in_the_manifests() -> None:
+    text = "".join((ROOT / "cluster" / n).read_text() for n in ("rayservice.yaml", "redis.yaml"))
+    assert "sk-ant-" not in text
+    secret = documents("cluster/secrets.example.yaml")[0]
+    assert all(v.startswith(("<", "redis://")) for v in secret["stringData"].values())

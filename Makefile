@@ -42,14 +42,22 @@ check: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## bench: the benchmarks (under 10 minutes); results go to BENCHMARKS.md and bench/results/
+## bench: the benchmarks that make the case, under 10 minutes; results in BENCHMARKS.md
 bench: install
+	$(BIN)/python -m bench.planner_report
+	$(BIN)/python -m bench.pipeline_cost
+	$(BIN)/python -m bench.side_by_side --measure 90 --warmup 60 --drain 45
+	$(BIN)/python -m bench.gateway_streams --streams 1000 --hold 30
+
+## bench-full: every benchmark at full length (about 45 minutes)
+bench-full: install
 	$(BIN)/python -m bench.planner_report
 	$(BIN)/python -m bench.pipeline_cost
 	$(BIN)/python -m bench.sim_limits --seconds 60
 	$(BIN)/python -m bench.sim_streams --streams 1000
-
-bench-full: bench
+	$(BIN)/python -m bench.gateway_load --measure 180 --warmup 120 --users 60
+	$(BIN)/python -m bench.side_by_side --measure 180 --warmup 90
+	$(BIN)/python -m bench.gateway_streams --streams 1000 --hold 45
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

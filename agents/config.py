@@ -86,6 +86,12 @@ class PipelineConfig(_Settings):
     prompt_caching: bool = Field(
         default=True, description="Mark cache breakpoints (off only to measure what they save)."
     )
+    prompt_layout: Literal["shared", "per_agent"] = Field(
+        default="shared",
+        description="'shared': all agents of a model tier send the same tools and system "
+        "prompt (one cached prefix per model); 'per_agent': each agent only its own tool and "
+        "prompt (smaller uncached prompts, a cache prefix per agent).",
+    )
     static_ttl: Literal["5m", "1h"] = Field(
         default="1h", description="TTL of the cached tools and system prompt, which rarely change."
     )

@@ -15,6 +15,10 @@ A request is, in prefix order:
 ``tool_choice`` is the same for every call of a tier (``any``, or ``auto`` on models that
 refuse forced tool use), because a different tool_choice would miss the messages cache;
 the task block names the one tool to call.
+
+The ``per_agent`` layout (``PipelineConfig.prompt_layout``) sends each agent only its own
+tool and prompt, as a pipeline of independent agents would; it is what the seed baseline
+uses and what the cost benchmark compares against.
 """
 
 from __future__ import annotations
@@ -124,9 +128,28 @@ def tier_system(tier: Tier) -> str:
 
 
 @cache
-def _static_tokens(tier: Tier) -> int:
-    tools = sum(count_text(json.dumps(t, sort_keys=True)) for t in tier_tools(tier))
-    return tools + count_text(tier_system(tier))
+def agent_system(name: str) -> str:
+    """The guide, the catalog index and one agent's prompt: the per-agent layout."""
+    index = "\n".join(f"- {e.type}: {e.description}" for e in load_catalog().entries)
+    return "\n\n".join(
+        [
+            prompt_text("guide"),
+            "## Component catalog\n\n" + index,
+            "# Agents\n\n" + prompt_text(name),
+        ]
+    )
+
+
+@cache
+def static_prefix(spec: AgentSpec, layout: str) -> tuple[tuple[dict[str, Any], ...], str, int]:
+    """Tools, system text and their token count for an agent under a prompt layout."""
+    if layout == "per_agent":
+        tools: tuple[dict[str, Any], ...] = (spec.tool(),)
+        system = agent_system(spec.name)
+    else:
+        tools, system = tier_tools(spec.tier), tier_system(spec.tier)
+    tokens = sum(count_text(json.dumps(t, sort_keys=True)) for t in tools)
+    return tools, system, tokens + count_text(system)
 
 
 def _marker(ttl: str) -> dict[str, str]:
@@ -136,9 +159,9 @@ def _marker(ttl: str) -> dict[str, str]:
 def build_request(spec: AgentSpec, task: AgentTask, config: PipelineConfig) -> Params:
     """The Messages API parameters of one agent call."""
     profile: ModelProfile = config.model(spec.tier)
-    static = _static_tokens(spec.tier)
+    tools, system_text, static = static_prefix(spec, config.prompt_layout)
     context_text = task.context.render()
-    system: dict[str, Any] = {"type": "text", "text": tier_system(spec.tier)}
+    system: dict[str, Any] = {"type": "text", "text": system_text}
     shared: dict[str, Any] = {"type": "text", "text": context_text}
     if config.prompt_caching:
         # A breakpoint below the model's minimum would cache nothing: place only useful ones.
@@ -146,11 +169,14 @@ def build_request(spec: AgentSpec, task: AgentTask, config: PipelineConfig) -> P
             system["cache_control"] = _marker(config.static_ttl)
         if static + count_text(context_text) >= profile.min_cacheable_tokens:
             shared["cache_control"] = _marker("5m")
+    choice: dict[str, str] = {"type": "any" if profile.forced_tool_choice else "auto"}
+    if config.prompt_layout == "per_agent" and profile.forced_tool_choice:
+        choice = {"type": "tool", "name": spec.tool_name}
     return {
         "model": profile.id,
         "max_tokens": spec.max_tokens,
-        "tools": list(tier_tools(spec.tier)),
-        "tool_choice": {"type": "any" if profile.forced_tool_choice else "auto"},
+        "tools": list(tools),
+        "tool_choice": choice,
         "system": [system],
         "messages": [
             {"role": "user", "content": [shared, {"type": "text", "text": task.render()}]}

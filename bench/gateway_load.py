@@ -1,6 +1,6 @@
 """The gateway under a load at least twice what the simulated Claude budget allows.
 
-claude_sim runs with small custom limits; thirty virtual users ask for generations from
+claude_sim runs with small custom limits; sixty virtual users ask for generations from
 the shared dataset's mix. Measured over the window after a warm-up that drains the
 initially full buckets, once with OTPM counted up front and once as produced: upstream
 429s, the share of every limit used, and every request's fate.
@@ -93,6 +93,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--measure", type=float, default=180)
     parser.add_argument("--warmup", type=float, default=120)
-    parser.add_argument("--users", type=int, default=30)
+    parser.add_argument("--users", type=int, default=60)
     args = parser.parse_args()
     asyncio.run(main(args.measure, args.warmup, args.users))

@@ -62,8 +62,9 @@ class Outcome:
     submitted: float
     first_event: float | None = None
     finished: float | None = None
-    status: str = "lost"
-    """completed, failed:<type>, refused:<type>, or lost."""
+    status: str = "unfinished"
+    """completed, failed:<type>, refused:<type>, lost:<why> (accepted, then no result or
+    error), or unfinished (still running when the run ended)."""
     cached: bool = False
     cost_usd: float = 0.0
     tokens: int = 0
@@ -183,6 +184,7 @@ async def gateway_generate(
                     else:
                         outcome.status = f"failed:{data.get('type')}"
                     return
+            outcome.status = "lost:stream ended without result or error"
     except httpx2.HTTPError as exc:
         outcome.status = f"lost:{type(exc).__name__}"
 

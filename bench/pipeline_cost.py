@@ -4,9 +4,11 @@ Every instruction of the shared dataset runs once, in steady state (after a warm
 fills the caches), against claude_sim: new pages from scratch, edits against a six-section
 landing page. Three setups at today's model prices:
 
-- ours: the planner skips agents an instruction does not need; prompt caching on;
-- ours without caching: the same, with no cache breakpoints;
-- the seed's shape: all nine agents always, no caching (the seed's per-request plan).
+- ours: the planner skips agents an instruction does not need; prompt caching on, one
+  shared prefix per model tier;
+- ours with per-agent prompts: the same, but each agent sends only its own tool and prompt;
+- ours without caching: the shared layout with no cache breakpoints;
+- the seed's shape: all nine agents always, per-agent prompts, no caching.
 
 The "typical generation" is the dataset's own mix. The seed plan estimated ~32,000
 tokens and ~$0.20 per full generation.
@@ -58,12 +60,14 @@ class Setup:
     name: str
     caching: bool
     all_agents: bool
+    layout: str = "shared"
 
 
 SETUPS = (
     Setup("ours", True, False),
+    Setup("ours, per-agent prompts", True, False, "per_agent"),
     Setup("ours, no caching", False, False),
-    Setup("seed shape: 9 agents, no caching", False, True),
+    Setup("seed shape: 9 agents, per-agent prompts, no caching", False, True, "per_agent"),
 )
 
 
@@ -89,7 +93,11 @@ async def measure(
     client = anthropic.AsyncAnthropic(
         api_key="sk-bench", base_url="http://sim", http_client=http, max_retries=0
     )
-    config = PipelineConfig(prompt_caching=setup.caching, retrieval=RetrievalConfig(uri=index_uri))
+    config = PipelineConfig(
+        prompt_caching=setup.caching,
+        prompt_layout=setup.layout,
+        retrieval=RetrievalConfig(uri=index_uri),
+    )
     pipeline = Pipeline(
         config,
         AgentRunner(config, sdk_send(client)).run,

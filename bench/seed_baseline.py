@@ -304,7 +304,10 @@ class SeedBaseline:
     ) -> None:
         self.settings = settings
         # The seed has no prompt caching, whatever models are configured.
-        self.config = (config or PipelineConfig()).model_copy(update={"prompt_caching": False})
+        # The seed's agents each send their own prompt, with no prompt caching.
+        self.config = (config or PipelineConfig()).model_copy(
+            update={"prompt_caching": False, "prompt_layout": "per_agent"}
+        )
         self.stats = SeedStats()
         self._base_url = base_url
         self._api_key = api_key

@@ -72,7 +72,11 @@ async def run_seed(scenario: Scenario, tmp: Path) -> Run:
                     outcome.cost_usd = result.usage.cost_usd
                     outcome.tokens = result.usage.total_input_tokens + result.usage.output_tokens
             else:
-                outcome.status = f"failed:{(result.error or 'error').split(':')[0][:40]}"
+                error = (result.error or "").lower()
+                kind = (
+                    "rate_limited_after_retries" if "429" in error or "rate" in error else ("other")
+                )
+                outcome.status = f"failed:{kind}"
 
         stop = asyncio.Event()
         task = asyncio.create_task(drive(scenario, generate, run, stop))
@@ -176,5 +180,11 @@ if __name__ == "__main__":
     parser.add_argument("--users", type=int, default=24)
     parser.add_argument("--heavy", type=int, default=3)
     parser.add_argument("--otpm-mode", default="produced", choices=["produced", "estimate"])
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=90,
+        help="how long to wait for generations still running at the end",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.measure, args.warmup, args.users, args.heavy, args.otpm_mode))
+    asyncio.run(main(args.measure, args.warmup, args.users, args.heavy, args.otpm_mode, args.drain))

@@ -79,3 +79,15 @@ def test_repair_continues_the_conversation_with_a_tool_result() -> None:
     assert result["type"] == "tool_result"
     assert result["is_error"] is True
     assert "approved: Field required" in result["content"]
+
+
+def test_per_agent_layout_sends_one_tool_and_forces_it_where_allowed() -> None:
+    config = PipelineConfig(prompt_layout="per_agent")
+    styles = request("styles", config)
+    assert [t["name"] for t in styles["tools"]] == ["submit_styles"]  # type: ignore[attr-defined]
+    assert styles["tool_choice"] == {"type": "tool", "name": "submit_styles"}
+    assert "## animation" not in styles["system"][0]["text"]  # type: ignore[index]
+    review = request("review", config)
+    assert review["tool_choice"] == {"type": "auto"}
+    shared = request("styles")
+    assert len(json.dumps(styles["tools"])) < len(json.dumps(shared["tools"]))

@@ -55,15 +55,19 @@ def test_production_config_requires_keys_and_uses_fractional_cpus() -> None:
     args = GatewayArgs.model_validate(app["args"])
     assert args.require_auth is True
     assert 0 < args.pool_args("review").num_cpus < 1
-    local = [a for a in serve_config_of(documents("serve_config.yaml")[0])["applications"]
-             if a["name"] == "gateway"][0]
+    local = next(
+        a
+        for a in serve_config_of(documents("serve_config.yaml")[0])["applications"]
+        if a["name"] == "gateway"
+    )
     assert GatewayArgs.model_validate(local["args"]).require_auth is False
 
 
 def test_edge_strips_the_headers_that_change_serves_timeouts() -> None:
     (ingress,) = documents("cluster/ingress.yaml")
     snippet = ingress["metadata"]["annotations"][
-        "nginx.ingress.kubernetes.io/configuration-snippet"]
+        "nginx.ingress.kubernetes.io/configuration-snippet"
+    ]
     assert "x-request-timeout-seconds" in snippet
     assert "x-request-disconnect-disabled" in snippet
 

@@ -26,6 +26,8 @@ SIM_LIMITS = {"rpm": 120, "itpm": 400_000, "otpm": 40_000}
 class Gateway:
     url: str
     sim_url: str
+    metrics_url: str
+    metrics_url: str
 
     def client(self, **kw: Any) -> httpx2.Client:
         return httpx2.Client(base_url=self.url, timeout=120, **kw)
@@ -35,27 +37,30 @@ class Gateway:
 
 
 @pytest.fixture(scope="session")
-def ray_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A local Ray instance with Serve on a free port."""
+def ray_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
+    """A local Ray instance with Serve on a free port; yields (serve port, metrics port)."""
     import ray
     from ray import serve
 
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     ray.init(
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
         namespace="nocode",
         _temp_dir=str(tmp_path_factory.mktemp("ray")),
+        _metrics_export_port=metrics_port,
     )
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    yield port
+    yield port, metrics_port
     serve.shutdown()
     ray.shutdown()
 
 
 @pytest.fixture(scope="session")
-def gateway(ray_serve: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gateway(
+    ray_serve: tuple[int, int], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     """The gateway and its simulator, deployed once (auth off, no Redis)."""
     import ray
     from ray import serve
@@ -64,7 +69,7 @@ def gateway(ray_serve: int, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     from serve_app.keeper import KEEPER_NAME, NAMESPACE
     from serve_app.sim_app import build_sim_app
 
-    base = f"http://127.0.0.1:{ray_serve}"
+    base = f"http://127.0.0.1:{ray_serve[0]}"
     limits = {p: SIM_LIMITS for p in ("haiku", "sonnet", "opus")}
     serve.run(
         build_sim_app({"profile": "custom", "limits": limits, "speed": 25}),
@@ -107,7 +112,7 @@ def gateway(ray_serve: int, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         if time.monotonic() > deadline:
             raise RuntimeError("the gateway did not become ready")
         time.sleep(1)
-    yield Gateway(base, base + "/claude-sim")
+    yield Gateway(base, base + "/claude-sim", f"http://127.0.0.1:{ray_serve[1]}/metrics")
     serve.delete("gateway")
     serve.delete("claude-sim")
     ray.kill(ray.get_actor(KEEPER_NAME, namespace=NAMESPACE))

@@ -334,3 +334,22 @@ def _rate_limited(stats: dict[str, Any]) -> int:
     return sum(
         m["rate_limited_total"] for k in stats["keys"].values() for m in k["models"].values()
     )
+
+
+def test_prometheus_metrics_are_exported(gateway: Gateway) -> None:
+    generate(
+        gateway,
+        "metrics",
+        {"instruction": EDIT, "user_id": user(), "page": landing_page("m").model_dump(mode="json")},
+    )
+    deadline = time.monotonic() + 60
+    text = ""
+    while time.monotonic() < deadline:
+        text = httpx2.get(gateway.metrics_url, timeout=10).text
+        if "ray_nocode_generations_total" in text and "ray_nocode_claude_tokens_total" in text:
+            break
+        time.sleep(2)
+    assert "ray_nocode_generations_total{" in text
+    assert 'status="succeeded"' in text
+    assert "ray_nocode_claude_tokens_total" in text
+    assert "ray_nocode_budget_wait_seconds" in text

@@ -18,6 +18,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -98,6 +99,23 @@ class AgentReplica:
         """The agent's validated answer to ``task`` (an ``AgentTask``)."""
         runner = AgentRunner(self.args.pipeline, partial(self._send, meta))
         return await runner.run(task)
+
+    async def run_beating(self, task: Any, meta: CallMeta) -> AsyncIterator[AgentOutcome | None]:
+        """``run``, streamed: ``None`` every ``beat_s`` while it works, then the outcome.
+
+        Serve does not fail a call whose replica was killed: it hangs. The beats let the
+        caller tell a dead replica from a slow call within seconds and retry elsewhere.
+        """
+        work = asyncio.ensure_future(self.run(task, meta))
+        try:
+            while True:
+                done, _ = await asyncio.wait({work}, timeout=self.args.ingress.replica_beat_s)
+                if done:
+                    yield work.result()
+                    return
+                yield None
+        finally:
+            work.cancel()
 
     async def _send(self, meta: CallMeta, params: Params) -> Reply:
         ttl = self.args.upstream.agent_cache_ttl_s

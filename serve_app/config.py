@@ -111,6 +111,14 @@ class IngressArgs(_Args):
     stage_timeout_s: float = Field(
         default=240.0, gt=0, description="Longest one agent stage may take before a retry."
     )
+    replica_beat_s: float = Field(
+        default=2.0, gt=0, description="How often an agent replica signals it is still working."
+    )
+    replica_silence_s: float = Field(
+        default=12.0,
+        gt=0,
+        description="Silence after which an agent replica counts as dead and its stage is retried.",
+    )
     stage_attempts: int = Field(
         default=3, ge=1, description="Tries of a stage whose replica died or timed out."
     )

@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from ray.exceptions import RayError, RayTaskError
 
@@ -222,19 +222,39 @@ class JobRunner:
         for attempt in range(1, attempts + 1):
             try:
                 async with asyncio.timeout(self.args.ingress.stage_timeout_s):
-                    outcome: AgentOutcome = await handle.run.remote(task, meta)
-                    return outcome
+                    return await self._beating(handle, task, meta)
             except RayTaskError as exc:
                 if isinstance(exc.cause, NocodeError):
                     raise exc.cause from None
                 reason = f"{type(exc.cause).__name__} in the replica"
-            except (RayError, TimeoutError) as exc:
+            except (RayError, TimeoutError, ReplicaSilentError) as exc:
                 reason = type(exc).__name__
             if attempt < attempts:
                 emit(StageEvent(task.agent, "retrying", attempt=attempt + 1, error=reason))
         raise StageFailedError(
             f"{task.agent} failed {attempts} times", agent=task.agent, retry_after_s=10
         )
+
+    async def _beating(self, handle: Any, task: AgentTask, meta: CallMeta) -> AgentOutcome:
+        """The stage's outcome, or ``ReplicaSilentError`` when its replica stops beating."""
+        stream = handle.options(stream=True).run_beating.remote(task, meta)
+        silence = self.args.ingress.replica_silence_s
+        try:
+            while True:
+                # Not wait_for: it waits for the cancelled call to finish, and a call routed
+                # to a dead replica never does.
+                beat = asyncio.ensure_future(anext(stream))
+                done, _ = await asyncio.wait({beat}, timeout=silence)
+                if not done:
+                    beat.cancel()
+                    raise ReplicaSilentError(f"{task.agent} replica silent for {silence} s")
+                with contextlib.suppress(StopAsyncIteration):
+                    if (outcome := beat.result()) is not None:
+                        return cast(AgentOutcome, outcome)
+                    continue
+                raise ReplicaSilentError(f"{task.agent} replica ended without an answer")
+        finally:
+            stream.cancel()
 
     async def adopt_stale(self) -> int:
         """Re-run jobs whose replica stopped beating; returns how many this one took."""
@@ -254,6 +274,10 @@ class JobRunner:
             self.start(claimed, plan)
             taken += 1
         return taken
+
+
+class ReplicaSilentError(Exception):
+    """An agent replica stopped beating: dead or wedged. Internal: the stage is retried."""
 
 
 def _groups(agents: list[str]) -> list[Group]:

@@ -23,7 +23,7 @@ import ray
 
 from serve_app.budget import Budget, Limits, Need
 from serve_app.config import GatewayArgs
-from serve_app.store import MemoryStore, Store, StoredEvent, open_store
+from serve_app.store import FLIGHT_LEASE_S, MemoryStore, Store, StoredEvent, open_store
 
 log = logging.getLogger("nocode.keeper")
 KEEPER_NAME = "nocode-budget-keeper"
@@ -42,6 +42,17 @@ def budget_limits(args: GatewayArgs) -> dict[str, Limits]:
     }
 
 
+class _Flight:
+    """One single-flight computation: its answer to come, and when its leader last renewed."""
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.renewed_at = time.monotonic()
+
+    def expired(self) -> bool:
+        return time.monotonic() - self.renewed_at > FLIGHT_LEASE_S
+
+
 class BudgetKeeper:
     """The actor's body: a ``Budget``, the memory store when there is no Redis."""
 
@@ -55,7 +66,7 @@ class BudgetKeeper:
         )
         self._store: Store = MemoryStore()
         self._restored = False
-        self._flights: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
+        self._flights: dict[tuple[str, str], _Flight] = {}
         self._saver: asyncio.Task[None] | None = None
 
     async def ready(self) -> dict[str, Any]:
@@ -106,32 +117,45 @@ class BudgetKeeper:
         return result
 
     async def flight(self, namespace: str, key: str, wait_s: float) -> tuple[str, Any]:
-        """Single-flight across processes: ('value', v), ('lead', None) or ('wait', v)."""
+        """Single-flight across processes: ('value', v), ('lead', None) or ('wait', None).
+
+        'wait' means no answer within ``wait_s`` yet while the leader still renews; a
+        leader that stopped renewing (its replica died) is replaced by this caller.
+        """
         cached = await self._store.cache_get(namespace, key)
         if cached is not None:
             return "value", cached
         current = self._flights.get((namespace, key))
-        if current is None or current.done():
-            self._flights[(namespace, key)] = asyncio.get_running_loop().create_future()
+        if current is None or current.future.done() or current.expired():
+            self._flights[(namespace, key)] = _Flight()
             return "lead", None
         try:
-            return "wait", await asyncio.wait_for(asyncio.shield(current), timeout=wait_s)
-        except (TimeoutError, RuntimeError):
-            return "lead", None
+            value = await asyncio.wait_for(asyncio.shield(current.future), timeout=wait_s)
+        except TimeoutError:
+            return "wait", None
+        except RuntimeError:
+            return await self.flight(namespace, key, wait_s)
+        return "value", value
+
+    def renew_flight(self, namespace: str, key: str) -> None:
+        """The leader is alive and still computing."""
+        current = self._flights.get((namespace, key))
+        if current is not None:
+            current.renewed_at = time.monotonic()
 
     async def land(
         self, namespace: str, key: str, value: dict[str, Any] | None, ttl_s: float
     ) -> None:
         """The leader's result (None: it failed, and a waiter takes over)."""
-        future = self._flights.pop((namespace, key), None)
+        flight = self._flights.pop((namespace, key), None)
         if value is not None:
             await self._store.cache_set(namespace, key, value, ttl_s)
-        if future is not None and not future.done():
+        if flight is not None and not flight.future.done():
             if value is None:
-                future.set_exception(RuntimeError("the leader failed"))
-                future.exception()
+                flight.future.set_exception(RuntimeError("the leader failed"))
+                flight.future.exception()
             else:
-                future.set_result(value)
+                flight.future.set_result(value)
 
     async def _restore(self) -> None:
         import redis.asyncio as redis
@@ -229,16 +253,31 @@ class ActorStore(Store):
         ttl_s: float,
         wait_s: float,
     ) -> tuple[dict[str, Any], bool]:
-        state, value = await self._keeper.flight.remote(namespace, key, wait_s)
-        if state != "lead":
-            return value, False
+        deadline = time.monotonic() + wait_s
+        while True:
+            poll = min(FLIGHT_LEASE_S, max(0.0, deadline - time.monotonic()))
+            state, value = await self._keeper.flight.remote(namespace, key, poll)
+            if state == "lead":
+                break
+            if state == "value":
+                return value, False
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no value for {namespace!r} from another caller in {wait_s} s")
+        renewer = asyncio.create_task(self._renew(namespace, key))
         try:
             value = await compute()
         except BaseException:
             await self._keeper.land.remote(namespace, key, None, ttl_s)
             raise
+        finally:
+            renewer.cancel()
         await self._keeper.land.remote(namespace, key, value, ttl_s)
         return value, True
+
+    async def _renew(self, namespace: str, key: str) -> None:
+        while True:
+            await asyncio.sleep(FLIGHT_LEASE_S / 3)
+            await self._keeper.renew_flight.remote(namespace, key)
 
     async def stale_jobs(self, older_than_s: float) -> list[Any]:
         result: list[Any] = await self._call("stale_jobs", older_than_s)

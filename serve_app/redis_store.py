@@ -26,6 +26,7 @@ from redis.exceptions import RedisError, WatchError
 from redis.typing import XReadResponse
 
 from serve_app.store import (
+    FLIGHT_LEASE_S,
     TERMINAL,
     JobRecord,
     StoreBackend,
@@ -35,9 +36,6 @@ from serve_app.store import (
     is_stale,
     updated_job,
 )
-
-FLIGHT_LOCK_TTL_S = 10.0
-"""How long a single-flight lock outlives its holder: a dead replica's call is taken over then."""
 
 _FLIGHT_POLL_S = 0.05
 # Below the socket timeout, so that a long blocking read is never taken for a dead server.
@@ -247,7 +245,7 @@ class RedisStore(StoreBackend):
         lock = self._key("flight", cache_key(namespace, key))
         token = uuid.uuid4().hex
         with self._guard():
-            taken = await self._redis.set(lock, token, nx=True, px=_ms(FLIGHT_LOCK_TTL_S))
+            taken = await self._redis.set(lock, token, nx=True, px=_ms(FLIGHT_LEASE_S))
         return self._flight(lock, token) if taken else None
 
     @contextlib.asynccontextmanager
@@ -264,10 +262,10 @@ class RedisStore(StoreBackend):
     async def _keep_lock(self, lock: str, token: str) -> None:
         """Keep a live leader's lock from expiring, so only a dead one's is taken over."""
         while True:
-            await asyncio.sleep(FLIGHT_LOCK_TTL_S / 3)
+            await asyncio.sleep(FLIGHT_LEASE_S / 3)
             # A failed renewal is retried on the next round, well before the lock runs out.
             with contextlib.suppress(StoreUnavailableError), self._guard():
-                await self._extend_if_equals(keys=[lock], args=[token, _ms(FLIGHT_LOCK_TTL_S)])
+                await self._extend_if_equals(keys=[lock], args=[token, _ms(FLIGHT_LEASE_S)])
 
     async def _wait_flight(self, namespace: str, key: str, timeout_s: float) -> None:
         # Polling rather than pub/sub: it also notices a dead leader's lock running out.

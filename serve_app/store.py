@@ -192,6 +192,11 @@ class Store(ABC):
         """Release connections; the store is not used afterwards."""
 
 
+FLIGHT_LEASE_S = 10.0
+"""How long a single-flight leader is trusted without renewing: a dead one's call is then
+taken over by a waiter. Live leaders renew every third of it."""
+
+
 class StoreBackend(Store):
     """A `Store` whose rate limit and single-flight are built on a few atomic primitives.
 

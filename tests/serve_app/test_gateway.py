@@ -353,3 +353,44 @@ def test_prometheus_metrics_are_exported(gateway: Gateway) -> None:
     assert 'status="succeeded"' in text
     assert "ray_nocode_claude_tokens_total" in text
     assert "ray_nocode_budget_wait_seconds" in text
+
+
+def test_a_stage_whose_replica_dies_is_retried_on_another(gateway: Gateway) -> None:
+    import ray
+
+    from serve_app.keeper import KEEPER_NAME, NAMESPACE
+
+    keeper = ray.get_actor(KEEPER_NAME, namespace=NAMESPACE)
+    page_id = f"kill-{uuid.uuid4().hex[:6]}"
+    body = {
+        "instruction": "Restyle the footer in dark mode",
+        "page": landing_page(page_id).model_dump(mode="json"),
+        "user_id": user(),
+        "agents": ["styles"],
+        "stream": False,
+    }
+    # Pausing the haiku pool holds the styles call inside its replica, so the kill below
+    # lands while the stage is in flight rather than after it.
+    ray.get(keeper.pause.remote("haiku", 4.0))
+    job = generate(gateway, page_id, body).json()
+    events: list[tuple[int, str, dict[str, Any]]] = []
+    with gateway.client() as http, http.stream("GET", job["events_url"]) as stream:
+        killed = False
+        buffer = ""
+        for chunk in stream.iter_text():
+            buffer += chunk
+            *blocks, buffer = buffer.split("\n\n")
+            events += parse_sse("\n\n".join(blocks))
+            started = any(e[1] == "stage" and e[2]["agent"] == "styles" for e in events)
+            if started and not killed:
+                time.sleep(0.5)
+                for actor in ray.util.list_named_actors(all_namespaces=True):
+                    if "#agent_styles#" in actor["name"]:
+                        ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]))
+                        killed = True
+    assert killed, "found no replica of agent_styles"
+    kinds = [e[1] for e in events]
+    assert kinds[-1] == "result", events[-1]
+    styles = [e[2] for e in events if e[1] == "stage" and e[2]["agent"] == "styles"]
+    assert any(s["status"] == "retrying" for s in styles), styles
+    assert styles[-1]["status"] == "completed", styles

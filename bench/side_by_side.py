@@ -28,12 +28,20 @@ from bench.seed_baseline import SeedBaseline, SeedSettings
 from bench.simproc import simulator
 from claude_sim import SimConfig
 
-LIMITS = {
-    "sonnet": {"rpm": 50, "itpm": 30_000, "otpm": 8_000},
-    "haiku": {"rpm": 50, "itpm": 50_000, "otpm": 10_000},
-    "opus": {"rpm": 50, "itpm": 30_000, "otpm": 8_000},
+BUDGETS = {
+    # Anthropic's tier 1, where the seed plan starts.
+    "tier1": {
+        "sonnet": {"rpm": 50, "itpm": 30_000, "otpm": 8_000},
+        "haiku": {"rpm": 50, "itpm": 50_000, "otpm": 10_000},
+        "opus": {"rpm": 50, "itpm": 30_000, "otpm": 8_000},
+    },
+    # Tier 1 with room for uncached prompts, so the seed completes generations at all.
+    "wide-itpm": {
+        "sonnet": {"rpm": 50, "itpm": 200_000, "otpm": 8_000},
+        "haiku": {"rpm": 50, "itpm": 200_000, "otpm": 10_000},
+        "opus": {"rpm": 50, "itpm": 200_000, "otpm": 8_000},
+    },
 }
-"""Anthropic's tier 1, the seed plan's starting point."""
 
 
 async def run_seed(scenario: Scenario, tmp: Path) -> Run:
@@ -98,15 +106,19 @@ def _fmt(value: Any, unit: str = "") -> str:
     return "n/a" if value is None else f"{value}{unit}"
 
 
-async def main(measure: float, warmup: float, users: int, heavy: int, mode: str) -> None:
+async def main(
+    measure: float, warmup: float, users: int, heavy: int, mode: str, drain: float, budget: str
+) -> None:
+    limits = BUDGETS[budget]
     scenario = Scenario(
-        limits=LIMITS,
+        limits=limits,
         otpm_mode=mode,
         users=users,
         heavy_users=heavy,
         warmup_s=warmup,
         measure_s=measure,
         think_s=40.0,
+        drain_s=drain,
     )
     results: dict[str, dict[str, Any]] = {}
     for name, runner in (("seed plan", run_seed), ("gateway", run_gateway)):
@@ -117,7 +129,8 @@ async def main(measure: float, warmup: float, users: int, heavy: int, mode: str)
         results[name]["extra"] = {k: v for k, v in run.extra.items() if k != "capacity"}
         print(name, results[name], flush=True)
     report.save_json(
-        "side_by_side", {"limits": LIMITS, "scenario": scenario.__dict__, "results": results}
+        f"side_by_side_{budget}",
+        {"limits": limits, "scenario": scenario.__dict__, "results": results},
     )
     seed, ours = results["seed plan"], results["gateway"]
     rows = []
@@ -159,8 +172,8 @@ async def main(measure: float, warmup: float, users: int, heavy: int, mode: str)
         else float("inf")
     )
     body = (
-        f"Same claude_sim budget for both (tier 1: sonnet {LIMITS['sonnet']}, haiku "
-        f"{LIMITS['haiku']}, OTPM {mode}, buckets starting empty), same {users} virtual users "
+        f"Same claude_sim budget for both ({budget}: sonnet {limits['sonnet']}, haiku "
+        f"{limits['haiku']}, OTPM {mode}, buckets starting empty), same {users} virtual users "
         f"({heavy} heavy ones thinking ten times less), same instructions (the shared "
         f"dataset's mix, 10% repeats), {warmup:.0f} s warm-up then {measure:.0f} s measured. "
         "The seed plan is `bench/seed_baseline.py`: 5 Celery-style workers x 2, 10 calls a "
@@ -168,16 +181,24 @@ async def main(measure: float, warmup: float, users: int, heavy: int, mode: str)
         "md5(page_id:prompt) cache. 'Limit used' is the share of each limit's budget the "
         "simulator admitted in the window.\n\n"
         + report.table(["", "seed plan", "gateway"], rows)
-        + f"\n\nThe gateway completed {ratio:.1f}x the seed's generations per minute."
+        + (
+            f"\n\nThe gateway completed {ratio:.1f}x the seed's generations per minute."
+            if seed["generations_per_min"]
+            else "\n\nThe seed completed no generation in the window: its uncached prompts exhaust "
+            "ITPM and its retries run out."
+        )
     )
-    report.write_section("side_by_side", "Side by side: the gateway against the seed plan", body)
+    section = "side_by_side" if budget == "tier1" else f"side_by_side_{budget}"
+    report.write_section(
+        section, f"Side by side ({budget}): the gateway against the seed plan", body
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--measure", type=float, default=150)
     parser.add_argument("--warmup", type=float, default=90)
-    parser.add_argument("--users", type=int, default=24)
+    parser.add_argument("--users", type=int, default=40)
     parser.add_argument("--heavy", type=int, default=3)
     parser.add_argument("--otpm-mode", default="produced", choices=["produced", "estimate"])
     parser.add_argument(
@@ -186,5 +207,16 @@ if __name__ == "__main__":
         default=90,
         help="how long to wait for generations still running at the end",
     )
+    parser.add_argument("--budget", default="tier1", choices=sorted(BUDGETS))
     args = parser.parse_args()
-    asyncio.run(main(args.measure, args.warmup, args.users, args.heavy, args.otpm_mode, args.drain))
+    asyncio.run(
+        main(
+            args.measure,
+            args.warmup,
+            args.users,
+            args.heavy,
+            args.otpm_mode,
+            args.drain,
+            args.budget,
+        )
+    )

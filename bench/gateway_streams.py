@@ -61,7 +61,12 @@ async def hop_overhead(base: str, samples: int) -> dict[str, Any]:
         await runner.run(task(n))
         direct.append(time.perf_counter() - started)
         started = time.perf_counter()
-        await handle.run.remote(task(10_000 + n), CallMeta(f"job-{n}", "bench", "hop"))
+        # The call as the ingress makes it: streamed, with the replica's heartbeat.
+        stream = handle.options(stream=True).run_beating.remote(
+            task(10_000 + n), CallMeta(f"job-{n}", "bench", "hop")
+        )
+        async for _ in stream:
+            pass
         through.append(time.perf_counter() - started)
     await client.close()
     d, t = statistics.median(direct[2:]), statistics.median(through[2:])

@@ -95,7 +95,6 @@ async def drive(scenario: Scenario, generate: GenerateFn, run: Run, stop: asynci
     """Run the virtual users until ``stop``, then wait for what is in flight."""
     rng = random.Random(scenario.seed)
     rows = instructions()
-    page = landing_page("bench").model_dump(mode="json")
     history: list[tuple[str, str, bool]] = []
     in_flight: set[asyncio.Task[None]] = set()
 
@@ -113,9 +112,10 @@ async def drive(scenario: Scenario, generate: GenerateFn, run: Run, stop: asynci
                 history.append((page_id, text, new))
             outcome = Outcome(name, heavy, time.monotonic())
             run.outcomes.append(outcome)
-            task = asyncio.create_task(
-                generate(name, page_id, text, None if new else page, outcome)
-            )
+            # Each page is its own (its id is in the prompt), so only true repeats, the same
+            # instruction on the same page, can be answered from a cache.
+            page = None if new else landing_page(page_id).model_dump(mode="json")
+            task = asyncio.create_task(generate(name, page_id, text, page, outcome))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
             await task

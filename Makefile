@@ -46,17 +46,19 @@ check: install
 bench: install
 	$(BIN)/python -m bench.planner_report
 	$(BIN)/python -m bench.pipeline_cost
-	$(BIN)/python -m bench.side_by_side --measure 90 --warmup 60 --drain 45
+	$(BIN)/python -m bench.side_by_side --budget tier2 --measure 90 --warmup 60 --drain 30
 	$(BIN)/python -m bench.gateway_streams --streams 1000 --hold 30
 
-## bench-full: every benchmark at full length (about 45 minutes)
+## bench-full: every benchmark at full length (about an hour)
 bench-full: install
 	$(BIN)/python -m bench.planner_report
 	$(BIN)/python -m bench.pipeline_cost
 	$(BIN)/python -m bench.sim_limits --seconds 60
 	$(BIN)/python -m bench.sim_streams --streams 1000
 	$(BIN)/python -m bench.gateway_load --measure 180 --warmup 120 --users 60
-	$(BIN)/python -m bench.side_by_side --measure 180 --warmup 90
+	$(BIN)/python -m bench.side_by_side --budget tier1 --measure 150 --warmup 90 --drain 60
+	$(BIN)/python -m bench.side_by_side --budget wide-itpm --measure 150 --warmup 90 --drain 60
+	$(BIN)/python -m bench.side_by_side --budget tier2 --measure 150 --warmup 90 --drain 60
 	$(BIN)/python -m bench.gateway_streams --streams 1000 --hold 45
 
 clean:

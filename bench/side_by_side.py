@@ -24,6 +24,7 @@ from agents.page import Page
 from agents.retrieval import CatalogIndex, RetrievalConfig
 from bench import report
 from bench.harness import Outcome, Run, Scenario, drive, run_gateway, summarise
+from bench.plots import plot_runs
 from bench.seed_baseline import SeedBaseline, SeedSettings
 from bench.simproc import simulator
 from claude_sim import SimConfig
@@ -34,6 +35,12 @@ BUDGETS = {
         "sonnet": {"rpm": 50, "itpm": 30_000, "otpm": 8_000},
         "haiku": {"rpm": 50, "itpm": 50_000, "otpm": 10_000},
         "opus": {"rpm": 50, "itpm": 30_000, "otpm": 8_000},
+    },
+    # Anthropic's tier 2: ITPM is ample for uncached prompts, so each plan's own pacing shows.
+    "tier2": {
+        "sonnet": {"rpm": 1_000, "itpm": 450_000, "otpm": 90_000},
+        "haiku": {"rpm": 1_000, "itpm": 450_000, "otpm": 90_000},
+        "opus": {"rpm": 1_000, "itpm": 450_000, "otpm": 90_000},
     },
     # Tier 1 with room for uncached prompts, so the seed completes generations at all.
     "wide-itpm": {
@@ -121,10 +128,12 @@ async def main(
         drain_s=drain,
     )
     results: dict[str, dict[str, Any]] = {}
+    runs: dict[str, Run] = {}
     for name, runner in (("seed plan", run_seed), ("gateway", run_gateway)):
         print(f"{name}: {warmup:.0f} s warm-up, {measure:.0f} s measured ...", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             run = await runner(scenario, Path(tmp))
+        runs[name] = run
         results[name] = summarise(run)
         results[name]["extra"] = {k: v for k, v in run.extra.items() if k != "capacity"}
         print(name, results[name], flush=True)
@@ -184,11 +193,14 @@ async def main(
         + (
             f"\n\nThe gateway completed {ratio:.1f}x the seed's generations per minute."
             if seed["generations_per_min"]
-            else "\n\nThe seed completed no generation in the window: its uncached prompts exhaust "
-            "ITPM and its retries run out."
+            else "\n\nThe seed completed no generation inside the window (its outcomes above): "
+            "nine uncached agents per generation exhaust ITPM, so every generation it accepted "
+            "was still queued or had run out of retries."
         )
     )
     section = "side_by_side" if budget == "tier1" else f"side_by_side_{budget}"
+    png = plot_runs(section, runs)
+    body += f"\n\n![completions and latency, both systems](bench/results/{png.name})"
     report.write_section(
         section, f"Side by side ({budget}): the gateway against the seed plan", body
     )

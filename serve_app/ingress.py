@@ -41,6 +41,7 @@ from agents.pipeline import make_plan
 from agents.planner import Group
 from agents.retrieval import CatalogIndex
 from serve_app.config import GatewayArgs, read_env
+from serve_app.event_feed import EventFeeds
 from serve_app.jobs import CANCELS, RESULT_CACHE, JobRunner, dedup_key, result_key, to_request
 from serve_app.keeper import keeper_handle, shared_store
 from serve_app.metrics import metrics
@@ -138,6 +139,7 @@ class Ingress:
         self.redis = redis_url is not None
         self.handles = agent_handles
         index = CatalogIndex.open(self.args.pipeline.retrieval)
+        self.feeds = EventFeeds(self.store, block_s=self.args.ingress.ping_interval_s)
         self.jobs = JobRunner(self.args, self.store, self.keeper, agent_handles, index)
         self.cache_lookups = 0
         self.cache_hits = 0
@@ -359,36 +361,31 @@ class Ingress:
         """A job's events after ``after``, with pings while idle; ends at result or error."""
         if first is not None:
             yield frame(first)
-        ping = self.args.ingress.ping_interval_s
         idle = 0
-        while True:
-            try:
-                batch = await self.store.read_events(job_id, after, block_s=ping)
-            except StoreUnavailableError:
-                yield frame(
-                    (
-                        after,
-                        "error",
-                        {
-                            "type": "store_unavailable",
-                            "message": "state store unreachable",
-                            "retry_after_s": 5,
-                        },
-                    )
-                )
-                return
-            if not batch:
+        try:
+            async for batch in self.feeds.follow(job_id, after, self.args.ingress.ping_interval_s):
+                if batch:
+                    for event in batch:
+                        yield frame(event)
+                        after = event.id
+                    continue
                 idle += 1
                 # Now and then, make sure the job still exists (it may have expired).
                 if idle % 10 == 0 and await self.store.get_job(job_id) is None:
                     return
                 yield b": ping\n\n"
-                continue
-            for event in batch:
-                yield frame(event)
-                after = event.id
-                if event.event in ("result", "error"):
-                    return
+        except StoreUnavailableError:
+            yield frame(
+                (
+                    after,
+                    "error",
+                    {
+                        "type": "store_unavailable",
+                        "message": "state store unreachable",
+                        "retry_after_s": 5,
+                    },
+                )
+            )
 
     async def owned_job(self, request: Request, job_id: str) -> JobRecord:
         tenant = self.tenant(request)

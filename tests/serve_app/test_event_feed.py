@@ -1,0 +1,106 @@
+"""EventFeeds: many streams of one job share one store reader."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from serve_app.event_feed import EventFeeds
+from serve_app.store import JobRecord, MemoryStore, StoredEvent, StoreUnavailableError
+
+
+class CountingStore(MemoryStore):
+    """The memory store, counting reads so a test can see how many readers there are."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def read_events(
+        self, job_id: str, after: int = 0, *, block_s: float = 0.0
+    ) -> list[StoredEvent]:
+        self.reads += 1
+        return await super().read_events(job_id, after, block_s=block_s)
+
+
+async def collect(feeds: EventFeeds, job_id: str, after: int = 0) -> list[tuple[int, str]]:
+    seen: list[tuple[int, str]] = []
+    async for batch in feeds.follow(job_id, after, idle_s=0.05):
+        seen += [(e.id, e.event) for e in batch]
+    return seen
+
+
+async def job(store: MemoryStore, job_id: str) -> None:
+    now = time.time()
+    record = JobRecord(
+        job_id=job_id,
+        tenant="t",
+        user_id="u",
+        page_id="p",
+        request={},
+        created_at=now,
+        updated_at=now,
+    )
+    await store.create_job(record)
+
+
+async def test_many_streams_one_reader_each_sees_every_event_in_order() -> None:
+    store = CountingStore()
+    await job(store, "j1")
+    feeds = EventFeeds(store, block_s=0.2)
+    streams = [asyncio.create_task(collect(feeds, "j1")) for _ in range(200)]
+    late = asyncio.create_task(collect(feeds, "j1", after=2))
+    for kind in ("accepted", "stage", "stage", "stage"):
+        await store.append_event("j1", kind, {})
+        await asyncio.sleep(0.03)
+    await store.append_event("j1", "result", {})
+    results = await asyncio.gather(*streams)
+    expected = [(1, "accepted"), (2, "stage"), (3, "stage"), (4, "stage"), (5, "result")]
+    assert all(seen == expected for seen in results)
+    assert await late == expected[2:]
+    # One reader for 201 streams: a handful of long-polls, not one per stream.
+    assert store.reads < 20
+
+
+async def test_idle_streams_get_empty_batches_for_pings() -> None:
+    store = MemoryStore()
+    await job(store, "j2")
+    feeds = EventFeeds(store, block_s=0.5)
+    batches: list[Any] = []
+
+    async def follow() -> None:
+        async for batch in feeds.follow("j2", 0, idle_s=0.05):
+            batches.append(batch)
+            if len(batches) == 3:
+                return
+
+    await asyncio.wait_for(follow(), 2)
+    assert batches == [[], [], []]
+
+
+async def test_a_stream_that_joins_after_the_end_replays_and_stops() -> None:
+    store = MemoryStore()
+    await job(store, "j3")
+    await store.append_event("j3", "accepted", {})
+    await store.append_event("j3", "error", {"type": "cancelled"})
+    feeds = EventFeeds(store, block_s=0.1)
+    assert await asyncio.wait_for(collect(feeds, "j3"), 2) == [(1, "accepted"), (2, "error")]
+
+
+async def test_a_store_failure_reaches_every_stream() -> None:
+    class FailingStore(MemoryStore):
+        async def read_events(
+            self, job_id: str, after: int = 0, *, block_s: float = 0.0
+        ) -> list[StoredEvent]:
+            raise StoreUnavailableError("store down")
+
+    feeds = EventFeeds(FailingStore(), block_s=0.1)
+    outcomes = await asyncio.gather(
+        *(collect(feeds, "j4") for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(o, StoreUnavailableError) for o in outcomes)
+    with pytest.raises(StoreUnavailableError):
+        await collect(feeds, "j4")

@@ -46,8 +46,8 @@ check: install
 bench: install
 	$(BIN)/python -m bench.planner_report
 	$(BIN)/python -m bench.pipeline_cost
-	$(BIN)/python -m bench.side_by_side --budget tier2 --measure 90 --warmup 60 --drain 30
-	$(BIN)/python -m bench.gateway_streams --streams 1000 --hold 30
+	$(BIN)/python -m bench.side_by_side --budget tier2 --measure 60 --warmup 45 --drain 20
+	$(BIN)/python -m bench.gateway_streams --streams 1000 --hold 20
 
 ## bench-full: every benchmark at full length (about an hour)
 bench-full: install

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 
 from bench.harness import Run
 from bench.report import RESULTS
@@ -31,6 +32,7 @@ def plot_runs(name: str, runs: dict[str, Run], out: Path = RESULTS) -> Path:
     timeline.set(xlabel="seconds since the first request", ylabel="generations completed")
     timeline.set_title("Completions (shaded: measured window)")
     spread.set(xlabel="end-to-end latency (s)", ylabel="% of fresh generations", xscale="log")
+    spread.xaxis.set_minor_formatter(NullFormatter())
     spread.set_title("Latency, cumulative")
     for axis in (timeline, spread):
         axis.grid(alpha=0.3)

@@ -109,6 +109,29 @@ async def run_seed(scenario: Scenario, tmp: Path) -> Run:
     return run
 
 
+def _seed_stall(seed: dict[str, Any]) -> str:
+    """Why the seed finished nothing, from what it used of the budget."""
+    pool, limit, used = max(
+        (
+            (pool, limit, share)
+            for pool, shares in seed["usage_of_limits"].items()
+            for limit, share in shares.items()
+        ),
+        key=lambda item: item[2],
+    )
+    if used >= 0.95:
+        return (
+            f"nine uncached agents per generation exhaust {pool} {limit}, so the generations it "
+            "accepted were still queued or had run out of retries."
+        )
+    return (
+        f"the budget was not the limit (at most {used:.0%} of {pool} {limit} used); its ten "
+        "worker slots, each paced to 10 calls a minute and held for the whole of every call, "
+        "work through one FIFO queue that advances all accepted generations together, so "
+        "none had finished."
+    )
+
+
 def _fmt(value: Any, unit: str = "") -> str:
     return "n/a" if value is None else f"{value}{unit}"
 
@@ -193,9 +216,7 @@ async def main(
         + (
             f"\n\nThe gateway completed {ratio:.1f}x the seed's generations per minute."
             if seed["generations_per_min"]
-            else "\n\nThe seed completed no generation inside the window (its outcomes above): "
-            "nine uncached agents per generation exhaust ITPM, so every generation it accepted "
-            "was still queued or had run out of retries."
+            else f"\n\nThe seed completed no generation inside the window: {_seed_stall(seed)}"
         )
     )
     section = "side_by_side" if budget == "tier1" else f"side_by_side_{budget}"

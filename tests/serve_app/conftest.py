@@ -21,16 +21,20 @@ os.environ.setdefault("RAY_worker_niceness", "0")
 SIM_LIMITS = {"rpm": 120, "itpm": 400_000, "otpm": 40_000}
 """Tight enough that concurrent tests queue, loose enough that a suite stays quick."""
 
+TENANT_KEYS = {"acme": "key-acme-test", "globex": "key-globex-test"}
+"""Two tenants, so that tests can look for leaks between them."""
+
 
 @dataclass
 class Gateway:
     url: str
     sim_url: str
     metrics_url: str
-    metrics_url: str
 
-    def client(self, **kw: Any) -> httpx2.Client:
-        return httpx2.Client(base_url=self.url, timeout=120, **kw)
+    def client(self, tenant: str | None = "acme", **kw: Any) -> httpx2.Client:
+        """An HTTP client for the gateway, as ``tenant`` (None: without a key)."""
+        headers = {"authorization": f"Bearer {TENANT_KEYS[tenant]}"} if tenant else {}
+        return httpx2.Client(base_url=self.url, timeout=120, headers=headers, **kw)
 
     def sim_stats(self) -> dict[str, Any]:
         return httpx2.get(self.sim_url + "/sim/stats", timeout=30).json()  # type: ignore[no-any-return]
@@ -50,6 +54,10 @@ def ray_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, i
         namespace="nocode",
         _temp_dir=str(tmp_path_factory.mktemp("ray")),
         _metrics_export_port=metrics_port,
+        # The replicas read their tenants' keys from the environment, as in production.
+        runtime_env={
+            "env_vars": {"NOCODE_API_KEYS": ",".join(f"{t}:{k}" for t, k in TENANT_KEYS.items())}
+        },
     )
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     yield port, metrics_port
@@ -61,7 +69,7 @@ def ray_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, i
 def gateway(
     ray_serve: tuple[int, int], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    """The gateway and its simulator, deployed once (auth off, no Redis)."""
+    """The gateway and its simulator, deployed once (two tenants with keys, no Redis)."""
     import ray
     from ray import serve
 

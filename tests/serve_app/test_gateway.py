@@ -228,6 +228,33 @@ def test_repeat_is_answered_from_the_result_cache(gateway: Gateway) -> None:
     assert _requests(after) == _requests(before), "no upstream call for a cached result"
 
 
+def test_tenants_see_neither_each_others_jobs_nor_cached_results(gateway: Gateway) -> None:
+    page = landing_page("tenants").model_dump(mode="json")
+    body = {"instruction": "Make the footer text smaller", "page": page, "agents": ["styles"]}
+    first = parse_sse(generate(gateway, "tenants", body).text)
+    assert first[-1][1] == "result"
+    job_id = first[0][2]["job_id"]
+    with gateway.client("globex") as other:
+        for reply in (
+            other.get(f"/v1/jobs/{job_id}"),
+            other.get(f"/v1/jobs/{job_id}/events"),
+            other.delete(f"/v1/jobs/{job_id}"),
+        ):
+            assert reply.status_code == 404, reply.text
+            assert reply.json()["error"]["type"] == "not_found"
+        theirs = parse_sse(other.post("/v1/pages/tenants/generate", json=body).text)
+    # The same request from another tenant is computed afresh, never served from acme's cache.
+    assert theirs[0][2]["cached"] is False
+    assert theirs[-1][1] == "result"
+    assert theirs[-1][2]["cached"] is False
+    ours = parse_sse(generate(gateway, "tenants", body).text)
+    assert ours[-1][2]["cached"] is True
+    with gateway.client(None) as anonymous:
+        refused = anonymous.post("/v1/pages/tenants/generate", json=body)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["type"] == "authentication_error"
+
+
 def test_identical_agent_calls_in_flight_share_one_upstream_call(gateway: Gateway) -> None:
     page = landing_page("sf").model_dump(mode="json")
     body = {

@@ -57,6 +57,19 @@ class StageEvent:
     sections: tuple[str, ...] = ()
     error: str | None = None
 
+    def to_data(self) -> dict[str, Any]:
+        """The ``stage`` event's JSON payload: fields left unset are omitted."""
+        data: dict[str, Any] = {"agent": self.agent, "status": self.status, "attempt": self.attempt}
+        if self.duration_ms is not None:
+            data["duration_ms"] = self.duration_ms
+        if self.usage is not None:
+            data["usage"] = self.usage
+        if self.sections:
+            data["sections"] = list(self.sections)
+        if self.error:
+            data["error"] = self.error
+        return data
+
 
 OnEvent = Callable[[StageEvent], None]
 

@@ -133,6 +133,27 @@ async def drive(scenario: Scenario, generate: GenerateFn, run: Run, stop: asynci
         await asyncio.gather(*users, return_exceptions=True)
 
 
+async def measure(
+    scenario: Scenario, generate: GenerateFn, run: Run, http: httpx2.AsyncClient, stats_path: str
+) -> None:
+    """Drive the users through warm-up and the measured window, then let them finish.
+
+    The simulator's counters are read at both ends of the window, so limit usage and 429s
+    are the window's alone.
+    """
+    stop = asyncio.Event()
+    task = asyncio.create_task(drive(scenario, generate, run, stop))
+    await asyncio.sleep(scenario.warmup_s)
+    run.sim_before = (await http.get(stats_path)).json()
+    started = time.monotonic()
+    run.window = (started, started + scenario.measure_s)
+    await asyncio.sleep(scenario.measure_s)
+    run.sim_after = (await http.get(stats_path)).json()
+    run.extra["measured_s"] = time.monotonic() - started
+    stop.set()
+    await task
+
+
 async def gateway_generate(
     http: httpx2.AsyncClient,
     user: str,
@@ -242,17 +263,7 @@ async def run_gateway(scenario: Scenario, tmp: Path) -> Run:
             ) -> None:
                 await gateway_generate(http, user, page_id, text, page, outcome)
 
-            stop = asyncio.Event()
-            task = asyncio.create_task(drive(scenario, generate, run, stop))
-            await asyncio.sleep(scenario.warmup_s)
-            run.sim_before = (await http.get("/claude-sim/sim/stats")).json()
-            started = time.monotonic()
-            run.window = (started, started + scenario.measure_s)
-            await asyncio.sleep(scenario.measure_s)
-            run.sim_after = (await http.get("/claude-sim/sim/stats")).json()
-            run.extra["measured_s"] = time.monotonic() - started
-            stop.set()
-            await task
+            await measure(scenario, generate, run, http, "/claude-sim/sim/stats")
             run.extra["capacity"] = (await http.get("/v1/capacity")).json()
     finally:
         serve.shutdown()

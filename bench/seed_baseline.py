@@ -474,20 +474,7 @@ class SeedBaseline:
             return reply
 
         def on_stage(event: StageEvent) -> None:
-            data: dict[str, Any] = {
-                "agent": event.agent,
-                "status": event.status,
-                "attempt": event.attempt,
-            }
-            if event.duration_ms is not None:
-                data["duration_ms"] = event.duration_ms
-            if event.usage is not None:
-                data["usage"] = event.usage
-            if event.sections:
-                data["sections"] = list(event.sections)
-            if event.error:
-                data["error"] = event.error
-            emit("stage", data)
+            emit("stage", event.to_data())
 
         runner = AgentRunner(self.config, send)
         pipeline = Pipeline(self.config, runner.run, catalog_index=self._index)

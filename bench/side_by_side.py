@@ -23,7 +23,7 @@ import httpx2
 from agents.page import Page
 from agents.retrieval import CatalogIndex, RetrievalConfig
 from bench import report
-from bench.harness import Outcome, Run, Scenario, drive, run_gateway, summarise
+from bench.harness import Outcome, Run, Scenario, measure, run_gateway, summarise
 from bench.plots import plot_runs
 from bench.seed_baseline import SeedBaseline, SeedSettings
 from bench.simproc import simulator
@@ -93,17 +93,7 @@ async def run_seed(scenario: Scenario, tmp: Path) -> Run:
                 )
                 outcome.status = f"failed:{kind}"
 
-        stop = asyncio.Event()
-        task = asyncio.create_task(drive(scenario, generate, run, stop))
-        await asyncio.sleep(scenario.warmup_s)
-        run.sim_before = (await http.get("/sim/stats")).json()
-        started = time.monotonic()
-        run.window = (started, started + scenario.measure_s)
-        await asyncio.sleep(scenario.measure_s)
-        run.sim_after = (await http.get("/sim/stats")).json()
-        run.extra["measured_s"] = time.monotonic() - started
-        stop.set()
-        await task
+        await measure(scenario, generate, run, http, "/sim/stats")
         run.extra["seed_stats"] = baseline.stats.as_dict()
         await baseline.stop()
     return run

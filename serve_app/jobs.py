@@ -131,16 +131,7 @@ class JobRunner:
         pending: list[asyncio.Task[None]] = []
 
         def on_stage(event: StageEvent) -> None:
-            data = {"agent": event.agent, "status": event.status, "attempt": event.attempt}
-            if event.duration_ms is not None:
-                data["duration_ms"] = event.duration_ms
-            if event.usage is not None:
-                data["usage"] = event.usage
-            if event.sections:
-                data["sections"] = list(event.sections)
-            if event.error:
-                data["error"] = event.error
-            pending.append(asyncio.create_task(self.emit(job.job_id, "stage", data)))
+            pending.append(asyncio.create_task(self.emit(job.job_id, "stage", event.to_data())))
 
         beat = asyncio.create_task(self._heartbeat(job.job_id))
         try:

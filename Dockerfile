@@ -2,6 +2,7 @@
 FROM rayproject/ray:2.60.0-py311
 WORKDIR /app
 COPY --chown=ray:users pyproject.toml constraints.txt README.md ./
+COPY --chown=ray:users claude_facts ./claude_facts
 COPY --chown=ray:users agents ./agents
 COPY --chown=ray:users serve_app ./serve_app
 COPY --chown=ray:users claude_sim ./claude_sim

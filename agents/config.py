@@ -11,24 +11,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.retrieval import RetrievalConfig
+from claude_facts.models import Price, model_facts
+
+__all__ = ["HAIKU_5_5", "SEED_MODELS", "SONNET_5_5", "ModelProfile", "PipelineConfig", "Price"]
 
 
 class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Price(_Settings):
-    """Dollars per million tokens."""
-
-    input: float = Field(ge=0, description="Uncached input tokens.")
-    output: float = Field(ge=0, description="Output tokens.")
-    cache_write_5m: float = Field(ge=0, description="Cache writes with the 5-minute TTL.")
-    cache_write_1h: float = Field(ge=0, description="Cache writes with the 1-hour TTL.")
-    cache_read: float = Field(ge=0, description="Cache reads.")
-
-
 class ModelProfile(_Settings):
-    """A model as the pipeline uses it."""
+    """A model as the pipeline uses it: its id, price and the capabilities prompts depend on."""
 
     id: str = Field(description="Model id sent to the API.")
     price: Price = Field(description="List price of the model.")
@@ -41,36 +34,26 @@ class ModelProfile(_Settings):
         default=1024, ge=0, description="Shortest prefix the API caches for this model."
     )
 
+    @classmethod
+    def published(cls, model_id: str) -> ModelProfile:
+        """The profile of a model from its published facts (``claude_facts.models``)."""
+        facts = model_facts(model_id)
+        if facts.price is None:
+            raise ValueError(f"no published price for {model_id}: give its profile in config")
+        return cls(
+            id=facts.id,
+            price=facts.price,
+            forced_tool_choice=facts.forced_tool_choice,
+            min_cacheable_tokens=facts.min_cacheable_tokens,
+        )
 
-HAIKU_5_5 = ModelProfile(
-    id="claude-haiku-5-5",
-    price=Price(
-        input=0.10, output=0.50, cache_write_5m=0.125, cache_write_1h=0.20, cache_read=0.01
-    ),
-    min_cacheable_tokens=4096,
-)
-SONNET_5_5 = ModelProfile(
-    id="claude-sonnet-5-5",
-    # Cache reads went from $0.20 to $0.10 per million on 2026-10-07.
-    price=Price(input=2.0, output=10.0, cache_write_5m=2.5, cache_write_1h=4.0, cache_read=0.10),
-    forced_tool_choice=False,
-    min_cacheable_tokens=512,
-)
+
+HAIKU_5_5 = ModelProfile.published("claude-haiku-5-5")
+SONNET_5_5 = ModelProfile.published("claude-sonnet-5-5")
 SEED_MODELS = {
-    # The seed plan's estimate used Haiku 3.5 and Sonnet 4 at their 2025 prices.
-    "fast": ModelProfile(
-        id="claude-haiku-4-5",
-        price=Price(
-            input=1.0, output=5.0, cache_write_5m=1.25, cache_write_1h=2.0, cache_read=0.10
-        ),
-        min_cacheable_tokens=4096,
-    ),
-    "smart": ModelProfile(
-        id="claude-sonnet-4-5",
-        price=Price(
-            input=3.0, output=15.0, cache_write_5m=3.75, cache_write_1h=6.0, cache_read=0.30
-        ),
-    ),
+    # The seed plan's estimate used Haiku 3.5 and Sonnet 4; their successors at list price.
+    "fast": ModelProfile.published("claude-haiku-4-5"),
+    "smart": ModelProfile.published("claude-sonnet-4-5"),
 }
 
 

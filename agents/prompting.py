@@ -32,7 +32,7 @@ from agents.catalog import load_catalog
 from agents.config import ModelProfile, PipelineConfig
 from agents.page import Page
 from agents.specs import SPECS, AgentSpec, Tier, prompt_text
-from claude_sim.tokens import count_text
+from claude_facts.tokens import count_text
 
 Params = dict[str, Any]
 

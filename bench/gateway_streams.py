@@ -120,8 +120,8 @@ async def main(streams: int, hold_s: float, samples: int) -> None:
     import ray
     from ray import serve
 
+    from claude_sim.deployment import build_sim_app
     from serve_app.app import build_app
-    from serve_app.sim_app import build_sim_app
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_worker_niceness", "0")

@@ -17,7 +17,7 @@ import statistics
 from pathlib import Path
 
 from bench import report
-from claude_sim.tokens import count_text
+from claude_facts.tokens import count_text
 
 SHARED = report.ROOT.parent / "shared"
 
@@ -63,7 +63,7 @@ def main() -> None:
             ]
         )
     body = (
-        "`claude_sim.tokens.count_text` against the Claude 2/3 `tokenizer.json` (the last one "
+        "`claude_facts.tokens.count_text` against the Claude 2/3 `tokenizer.json` (the last one "
         "Anthropic published) on the shared notes, the instruction dataset and the KubeRay "
         "schema. Newer models' tokenizers count about 30% more for the same text (Anthropic's "
         "model pages), which a gateway learns from reported usage.\n\n"

@@ -11,8 +11,9 @@ from typing import Any
 import uvicorn
 import yaml
 
+from claude_facts.limits import PoolLimits
 from claude_sim.app import create_app
-from claude_sim.config import PoolLimits, SimConfig
+from claude_sim.config import SimConfig
 
 
 def _limits(spec: str) -> tuple[str, PoolLimits]:

@@ -17,10 +17,10 @@ from typing import Any
 
 import jiter
 
+from claude_facts.tokens import canonical_json, count_text, split_tokens
 from claude_sim.config import ModelSpec
 from claude_sim.request import MessagesRequest, Tool
 from claude_sim.synth import RequestWords, SchemaFiller, break_schema, prose
-from claude_sim.tokens import canonical_json, count_text, split_tokens
 
 TOOL_CALL_OVERHEAD = 8
 """Output tokens of the markup around a tool call."""

@@ -12,14 +12,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from claude_sim.request import CacheControl, CountTokensRequest
-from claude_sim.tokens import (
+from claude_facts.tokens import (
     MESSAGE_OVERHEAD,
     REQUEST_OVERHEAD,
     TOOL_USE_SYSTEM_TOKENS,
     canonical_json,
     count_block,
 )
+from claude_sim.request import CacheControl, CountTokensRequest
 
 
 @dataclass(frozen=True, slots=True)

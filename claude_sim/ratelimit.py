@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from claude_sim.config import PoolLimits, SimConfig
+from claude_facts.limits import PoolLimits
+from claude_sim.config import SimConfig
 from claude_sim.errors import RateLimitError
 
 LIMIT_NAMES = ("requests", "input_tokens", "output_tokens")

@@ -30,7 +30,7 @@ from agents.errors import ClaudeAPIError
 from agents.prompting import Params
 from agents.runner import AgentOutcome, AgentRunner, Reply
 from agents.specs import SPEC_BY_NAME
-from claude_sim.tokens import canonical_json
+from claude_facts.tokens import canonical_json
 from serve_app.budget import Need
 from serve_app.config import Env, GatewayArgs, read_env
 from serve_app.keeper import keeper_handle, shared_store

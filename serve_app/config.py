@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from agents.config import PipelineConfig
 from agents.specs import SPECS
-from claude_sim.config import PROFILES, PoolLimits
+from claude_facts.limits import PoolLimits, TierChoice, tier_limits
+from claude_facts.models import family_of
 
 
 class _Args(BaseModel):
@@ -25,7 +25,7 @@ class _Args(BaseModel):
 class BudgetArgs(_Args):
     """The organisation's Claude rate limits, as the budget keeper enforces them."""
 
-    tier: Literal["tier1", "tier2", "tier3", "tier4", "custom"] = Field(
+    tier: TierChoice = Field(
         default="tier1", description="Anthropic usage tier whose published limits apply."
     )
     limits: dict[str, PoolLimits] = Field(
@@ -62,8 +62,7 @@ class BudgetArgs(_Args):
         return self
 
     def pool_limits(self) -> dict[str, PoolLimits]:
-        base = {} if self.tier == "custom" else dict(PROFILES[self.tier])
-        return {**base, **self.limits}
+        return {**tier_limits(self.tier), **self.limits}
 
 
 class PoolArgs(_Args):
@@ -192,10 +191,7 @@ class GatewayArgs(_Args):
         """The rate-limit pool a model belongs to."""
         if model_id in self.pools:
             return self.pools[model_id]
-        for family in ("haiku", "sonnet", "opus"):
-            if family in model_id:
-                return family
-        return model_id
+        return family_of(model_id) or model_id
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from claude_sim.tokens import TOOL_USE_SYSTEM_TOKENS, count_block
+from claude_facts.tokens import TOOL_USE_SYSTEM_TOKENS, count_block
 
 TTL_S = {"5m": 300.0, "1h": 3600.0}
 

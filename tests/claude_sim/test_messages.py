@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, Field
 
+from claude_facts.tokens import count_text
 from claude_sim import SimConfig, create_app
-from claude_sim.tokens import count_text
 from tests.claude_sim.conftest import USER, raw, sdk
 
 

@@ -73,9 +73,9 @@ def gateway(
     import ray
     from ray import serve
 
+    from claude_sim.deployment import build_sim_app
     from serve_app.app import build_app
     from serve_app.keeper import KEEPER_NAME, NAMESPACE
-    from serve_app.sim_app import build_sim_app
 
     base = f"http://127.0.0.1:{ray_serve[0]}"
     limits = {p: SIM_LIMITS for p in ("haiku", "sonnet", "opus")}

@@ -7,7 +7,7 @@ import string
 
 import pytest
 
-from claude_sim.tokens import count_block, count_text, split_tokens
+from claude_facts.tokens import count_block, count_text, split_tokens
 
 
 def test_split_is_lossless_and_sums_to_the_count() -> None:

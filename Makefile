@@ -36,11 +36,12 @@ sim: install
 test: install redis
 	$(BIN)/python -m pytest
 
-## check: lint, format and strict typing, as CI runs them
+## check: lint, format, strict typing and the import contracts, as CI runs them
 check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## bench: the benchmarks that make the case, under 10 minutes; results in BENCHMARKS.md
 bench: install

@@ -1,4 +1,4 @@
-"""Typed edit operations on a page, and applying them with reference checks.
+"""Typed edit operations on a page: what generators answer with (``apply`` applies them).
 
 Generators answer with operations, not pages, so output tokens scale with the change.
 New sections and components get their ids from the pipeline (``Page.next_id``), never
@@ -8,7 +8,6 @@ the page it applies to, and what fails comes back as readable errors for a repai
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -16,19 +15,15 @@ from pydantic import Field
 from agents.catalog import load_catalog
 from agents.page import (
     Animation,
-    Component,
     ComponentId,
     ComponentType,
     DocModel,
     Event,
     HexColor,
     NodeId,
-    Page,
-    Section,
     SectionId,
     SectionLayout,
     SectionRole,
-    StyleRules,
     Styles,
     TargetId,
     Trigger,
@@ -255,159 +250,3 @@ Op = (
     | AddAnimation
     | RemoveAnimations
 )
-
-
-@dataclass
-class Applied:
-    """The page after some operations, each applied op with the id it minted, and errors."""
-
-    page: Page
-    records: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    applied: list[int] = field(default_factory=list)
-    """Indices of the operations that applied."""
-
-
-def apply_ops(page: Page, ops: list[Op], *, scope: str | None = None) -> Applied:
-    """Apply ``ops`` to a copy of ``page``; ``scope`` restricts additions to one section."""
-    out = Applied(page.model_copy(deep=True))
-    for index, op in enumerate(ops):
-        try:
-            minted = _apply(out.page, op, scope)
-        except _OpError as exc:
-            out.errors.append(f"ops.{index} ({op.op}): {exc}")
-            continue
-        record = op.model_dump(mode="json", exclude_none=True)
-        if minted:
-            record["id"] = minted
-        out.records.append(record)
-        out.applied.append(index)
-    return out
-
-
-class _OpError(Exception):
-    """An operation that does not fit the page."""
-
-
-def _at(position: int | None, length: int) -> int:
-    return length if position is None else min(position, length)
-
-
-# Error messages name the valid choices rather than repeat the wrong id: the repair call
-# should steer the model towards what exists.
-def _section(page: Page, section_id: str) -> Section:
-    found = page.section(section_id)
-    if found is None:
-        ids = ", ".join(s.id for s in page.sections) or "none yet"
-        raise _OpError(f"that section is not on the page; the sections are: {ids}")
-    return found
-
-
-def _component(page: Page, component_id: str) -> tuple[list[Component], Component]:
-    for _, holder, comp in page.walk():
-        if comp.id == component_id:
-            return holder, comp
-    ids = ", ".join(c.id for *_, c in page.walk())
-    raise _OpError(f"that component is not on the page; the components are: {ids or 'none yet'}")
-
-
-def _target(page: Page, target_id: str) -> Section | Component:
-    if target_id.startswith("sec-"):
-        return _section(page, target_id)
-    return _component(page, target_id)[1]
-
-
-def _merge_styles(current: Styles | None, update: Styles) -> Styles:
-    base = current or Styles()
-    merged: dict[str, Any] = {}
-    for name in ("base", "tablet", "mobile"):
-        old = getattr(base, name) or StyleRules()
-        new = getattr(update, name)
-        merged[name] = old.model_copy(update=new.model_dump(exclude_none=True)) if new else old
-    return Styles.model_validate(merged)
-
-
-def _apply(page: Page, op: Op, scope: str | None) -> str | None:
-    """Apply one operation in place and return the id it minted, if any."""
-    catalog = load_catalog()
-    if isinstance(op, AddSection):
-        section = Section(id=page.next_id("sec"), name=op.name, role=op.role, layout=op.layout)
-        page.sections.insert(_at(op.position, len(page.sections)), section)
-        return section.id
-    if isinstance(op, UpdateSection):
-        found = _section(page, op.section_id)
-        found.name = op.name or found.name
-        found.role = op.role or found.role
-        if op.layout:
-            found.layout = found.layout.model_copy(update=op.layout.model_dump(exclude_none=True))
-    elif isinstance(op, MoveSection):
-        found = _section(page, op.section_id)
-        page.sections.remove(found)
-        page.sections.insert(_at(op.position, len(page.sections)), found)
-    elif isinstance(op, RemoveSection):
-        page.sections.remove(_section(page, op.section_id))
-    elif isinstance(op, AddComponent):
-        if scope and op.section_id != scope:
-            raise _OpError(f"section_id must be {scope}, the section this call works on")
-        holder = _section(page, op.section_id).components
-        if op.parent_id:
-            parent = _component(page, op.parent_id)[1]
-            if not catalog.get(parent.type).container:
-                raise _OpError(f"{parent.id} is a {parent.type}, which cannot hold components")
-            holder = parent.children
-        problems = catalog.validate_props(op.type, op.props)
-        if problems:
-            raise _OpError("; ".join(problems[:5]))
-        comp = Component(id=page.next_id("cmp"), type=op.type, props=op.props, span=op.span)
-        holder.insert(_at(op.position, len(holder)), comp)
-        return comp.id
-    elif isinstance(op, UpdateProps):
-        comp = _component(page, op.component_id)[1]
-        props = {**comp.props, **op.props}
-        props = {k: v for k, v in props.items() if v is not None}
-        problems = catalog.validate_props(comp.type, props)
-        if problems:
-            raise _OpError("; ".join(problems[:5]))
-        comp.props = props
-        comp.span = op.span or comp.span
-    elif isinstance(op, MoveComponent):
-        holder, comp = _component(page, op.component_id)
-        destination = _section(page, op.section_id).components
-        holder.remove(comp)
-        destination.insert(_at(op.position, len(destination)), comp)
-    elif isinstance(op, RemoveComponent):
-        holder, comp = _component(page, op.component_id)
-        holder.remove(comp)
-    elif isinstance(op, SetStyles):
-        node = _target(page, op.target_id)
-        node.styles = _merge_styles(node.styles, op.styles)
-    elif isinstance(op, SetTheme):
-        update = op.theme.model_dump(exclude_none=True)
-        palette = update.pop("palette", {})
-        page.theme = page.theme.model_copy(
-            update={**update, "palette": page.theme.palette.model_copy(update=palette)}
-        )
-    elif isinstance(op, AddEvent):
-        comp = _component(page, op.component_id)[1]
-        aim = op.event.target
-        if (
-            aim
-            and aim.startswith(("sec-", "cmp-"))
-            and not (page.section(aim) or page.component(aim))
-        ):
-            raise _OpError("the event target is not on the page; use an id from the outline")
-        comp.events.append(op.event)
-    elif isinstance(op, RemoveEvents):
-        comp = _component(page, op.component_id)[1]
-        comp.events = [e for e in comp.events if op.trigger and e.trigger != op.trigger]
-    elif isinstance(op, AddAnimation):
-        _target(page, op.target_id).animations.append(op.animation)
-    elif isinstance(op, RemoveAnimations):
-        if op.target_id == "page":
-            for section in page.sections:
-                section.animations = []
-            for *_, comp in page.walk():
-                comp.animations = []
-        else:
-            _target(page, op.target_id).animations = []
-    return None

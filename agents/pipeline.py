@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 import jsonpatch
 
+from agents.apply import apply_ops
 from agents.config import PipelineConfig
-from agents.errors import NocodeError
-from agents.ops import Op, apply_ops
+from agents.ops import Op
 from agents.outputs import ComponentAnalysis, ops_of
 from agents.page import Page, empty_page
 from agents.planner import GROUPS, Group, Plan, plan_instruction
@@ -221,8 +221,9 @@ class _Run:
         started = time.monotonic()
         try:
             outcomes = list(await asyncio.gather(*(self.call(t) for t in tasks)))
-        except NocodeError as exc:
-            self.emit(StageEvent(name, "failed", error=exc.message))
+        except Exception as exc:
+            # Whoever fails the stage (the API, an answer, the caller's transport), say so.
+            self.emit(StageEvent(name, "failed", error=str(exc)))
             raise
         self.outcomes[name] = outcomes
         if spec.edits:

@@ -17,18 +17,18 @@ from typing import Any
 import anthropic
 from pydantic import ValidationError
 
+from agents.apply import apply_ops
 from agents.config import PipelineConfig
 from agents.errors import AgentOutputError, ClaudeAPIError
-from agents.ops import apply_ops
 from agents.outputs import ComponentAnalysis, EventsAnalysis, Review, ops_of
 from agents.page import DocModel
 from agents.prompting import AgentTask, Params, build_request, repair_request
 from agents.specs import SPEC_BY_NAME, AgentSpec
 from agents.usage import CallUsage
 
-Reply = dict[str, Any]
+MessageJSON = dict[str, Any]
 """A Messages API reply as JSON: ``content``, ``usage``, ``model``, ``stop_reason``."""
-Send = Callable[[Params], Awaitable[Reply]]
+Send = Callable[[Params], Awaitable[MessageJSON]]
 """Sends one Messages request; the gateway wraps this with its budget keeper."""
 
 
@@ -50,7 +50,7 @@ class AgentOutcome:
 def sdk_send(client: anthropic.AsyncAnthropic) -> Send:
     """A ``Send`` that calls the API through the SDK."""
 
-    async def send(params: Params) -> Reply:
+    async def send(params: Params) -> MessageJSON:
         try:
             message = await client.messages.create(**params)
         except anthropic.APIStatusError as exc:
@@ -160,7 +160,7 @@ class AgentRunner:
         )
 
     def _parse(
-        self, spec: AgentSpec, task: AgentTask, reply: Reply
+        self, spec: AgentSpec, task: AgentTask, reply: MessageJSON
     ) -> tuple[Checked | None, list[str]]:
         uses = [b for b in reply.get("content", []) if b.get("type") == "tool_use"]
         mine = [b for b in uses if b.get("name") == spec.tool_name]

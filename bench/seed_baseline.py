@@ -74,13 +74,13 @@ import anthropic
 import httpx2
 
 from agents.config import PipelineConfig
-from agents.errors import ClaudeAPIError, NocodeError
+from agents.errors import ClaudeAPIError, PipelineError
 from agents.page import Page
 from agents.pipeline import GenerationRequest, Pipeline, StageEvent, make_plan
 from agents.planner import GROUPS
 from agents.prompting import Params
 from agents.retrieval import CatalogIndex
-from agents.runner import AgentRunner, Reply
+from agents.runner import AgentRunner, MessageJSON
 from agents.usage import CallUsage, UsageTotals
 
 TASK_NAME = "call_claude_agent"
@@ -189,7 +189,7 @@ class _Job:
     """One task message: the Messages request, its retry count and ETA, the caller's future."""
 
     params: Params
-    future: asyncio.Future[Reply]
+    future: asyncio.Future[MessageJSON]
     retries: int = 0
     eta: float | None = None
     task_id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -314,7 +314,7 @@ class SeedBaseline:
         self._client: anthropic.AsyncAnthropic | None = None
         self._cache: dict[str, dict[str, Any]] = {}
         self._workers: list[_Worker] = []
-        self._pending: set[asyncio.Future[Reply]] = set()
+        self._pending: set[asyncio.Future[MessageJSON]] = set()
         self._index = catalog_index
         self.broker: asyncio.Queue[_Job] = asyncio.Queue()
 
@@ -356,11 +356,11 @@ class SeedBaseline:
         """The seed's ``get_cache_key``: no tenant, no page content."""
         return hashlib.md5(f"{page_id}:{prompt}".encode()).hexdigest()
 
-    async def send(self, params: Params) -> Reply:
+    async def send(self, params: Params) -> MessageJSON:
         """One agent call as a Celery task: ``call_claude_agent.delay(...)`` and its result."""
         if not self._workers:
             raise RuntimeError("SeedBaseline is not started")
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[MessageJSON] = asyncio.get_running_loop().create_future()
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
         self._publish(_Job(params, future))
@@ -465,7 +465,7 @@ class SeedBaseline:
         emit("accepted", {**accepted, "plan": list(plan.agents), "skipped": list(plan.skipped)})
         spent = UsageTotals()
 
-        async def send(params: Params) -> Reply:
+        async def send(params: Params) -> MessageJSON:
             reply = await self.send(params)
             call = CallUsage.from_api(
                 str(reply.get("model") or params["model"]), reply.get("usage", {})
@@ -480,7 +480,7 @@ class SeedBaseline:
         pipeline = Pipeline(self.config, runner.run, catalog_index=self._index)
         try:
             result = await pipeline.run(request, plan=plan, on_event=on_stage)
-        except NocodeError as exc:
+        except PipelineError as exc:
             self.stats.generations_failed += 1
             emit("error", exc.to_json())
             return SeedOutcome(False, False, exc.message, spent, None)

@@ -23,7 +23,7 @@ import httpx2
 from bench import report
 from bench.simproc import simulator, stats
 from claude_sim import PoolLimits, SimConfig
-from claude_sim.stats import key_id
+from claude_sim.stats import key_fingerprint
 
 POOL = "haiku"
 MODEL = "claude-haiku-4-5"
@@ -77,7 +77,7 @@ async def worker(
 
 
 def pool_of(snapshot: dict[str, Any], key: str) -> dict[str, Any]:
-    pools: dict[str, Any] = snapshot["keys"].get(key_id(key), {}).get("pools", {})
+    pools: dict[str, Any] = snapshot["keys"].get(key_fingerprint(key), {}).get("pools", {})
     return pools.get(POOL, {"admitted_requests": 0, "admitted_input_tokens": 0, "output_tokens": 0})
 
 

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from claude_sim.config import SimConfig
-from claude_sim.engine import DroppedConnectionError, Reply, SimulatedAPI, collect
+from claude_sim.engine import DroppedConnectionError, SimReply, SimulatedAPI, collect
 from claude_sim.errors import (
     APIError,
     AuthenticationError,
@@ -87,7 +87,7 @@ class _Gate:
 class _SSEResponse(Response):
     """Sends a reply's events as SSE; a dropped-connection fault cuts the socket mid-stream."""
 
-    def __init__(self, reply: Reply, api: SimulatedAPI) -> None:
+    def __init__(self, reply: SimReply, api: SimulatedAPI) -> None:
         super().__init__(
             status_code=200,
             media_type="text/event-stream",
@@ -132,22 +132,21 @@ class _DroppedResponse(Response):
         )
 
 
-def create_app(config: SimConfig | None = None) -> Starlette:
-    """The simulator as an ASGI app; its state lives in ``app.state.api``."""
-    config = config or SimConfig()
-    api = SimulatedAPI(config)
-    gate = _Gate(config)
+class _Routes:
+    """The endpoints; an ``APIError`` raised by any of them becomes the API's error body."""
 
-    async def messages(request: Request) -> Response:
-        try:
-            key = gate.api_key(request)
-            version = gate.version(request)
-            body = await gate.body(request)
-            reply = api.messages(key, body, version)
-        except APIError as exc:
-            return _error_response(exc)
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.api = SimulatedAPI(config)
+        self.gate = _Gate(config)
+
+    async def messages(self, request: Request) -> Response:
+        key = self.gate.api_key(request)
+        version = self.gate.version(request)
+        body = await self.gate.body(request)
+        reply = self.api.messages(key, body, version)
         if body.get("stream") is True:
-            return _SSEResponse(reply, api)
+            return _SSEResponse(reply, self.api)
         try:
             message = await collect(reply)
         except DroppedConnectionError:
@@ -157,23 +156,21 @@ def create_app(config: SimConfig | None = None) -> Starlette:
                 media_type="application/json",
             )
         except APIError as exc:
+            # Failed after the reply began: the error keeps the reply's request id.
             return _error_response(exc, reply.request_id)
         return JSONResponse(message, headers=reply.headers)
 
-    async def count_tokens(request: Request) -> Response:
-        try:
-            gate.api_key(request)
-            version = gate.version(request)
-            body = await gate.body(request)
-            return JSONResponse(
-                {"input_tokens": api.count_tokens(body, version)},
-                headers={"request-id": _request_id()},
-            )
-        except APIError as exc:
-            return _error_response(exc)
+    async def count_tokens(self, request: Request) -> Response:
+        self.gate.api_key(request)
+        version = self.gate.version(request)
+        body = await self.gate.body(request)
+        return JSONResponse(
+            {"input_tokens": self.api.count_tokens(body, version)},
+            headers={"request-id": _request_id()},
+        )
 
-    def model_info(spec_id: str) -> dict[str, Any]:
-        spec = api.model(spec_id)
+    def model_info(self, model_id: str) -> dict[str, Any]:
+        spec = self.api.model(model_id)
         return {
             "type": "model",
             "id": spec.id,
@@ -184,15 +181,10 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             "max_tokens": spec.max_output_tokens,
         }
 
-    async def list_models(request: Request) -> Response:
-        try:
-            gate.api_key(request)
-            limit = int(request.query_params.get("limit", "20"))
-        except APIError as exc:
-            return _error_response(exc)
-        except ValueError:
-            return _error_response(InvalidRequestError("limit: Input should be a valid integer"))
-        ids = [m.id for m in config.models if m.lifecycle != "retired"]
+    async def list_models(self, request: Request) -> Response:
+        self.gate.api_key(request)
+        limit = _int_param(request, "limit", 20)
+        ids = [m.id for m in self.config.models if m.lifecycle != "retired"]
         after = request.query_params.get("after_id")
         before = request.query_params.get("before_id")
         if after in ids:
@@ -200,59 +192,73 @@ def create_app(config: SimConfig | None = None) -> Starlette:
         if before in ids:
             ids = ids[: ids.index(before)]
         page = ids[: max(1, min(limit, 1000))]
-        data = [model_info(i) for i in page]
         return JSONResponse(
             {
-                "data": data,
+                "data": [self.model_info(i) for i in page],
                 "has_more": len(ids) > len(page),
                 "first_id": page[0] if page else None,
                 "last_id": page[-1] if page else None,
             }
         )
 
-    async def get_model(request: Request) -> Response:
-        try:
-            gate.api_key(request)
-            return JSONResponse(model_info(request.path_params["model_id"]))
-        except APIError as exc:
-            return _error_response(exc)
+    async def get_model(self, request: Request) -> Response:
+        self.gate.api_key(request)
+        return JSONResponse(self.model_info(request.path_params["model_id"]))
 
-    async def stats(request: Request) -> Response:
-        snapshot = api.stats.snapshot(api.limiter.levels())
-        elapsed = api._clock() - api.started_at
+    async def stats(self, request: Request) -> Response:
+        snapshot = self.api.stats.snapshot(self.api.limiter.levels())
+        elapsed = self.api.elapsed_s()
         return JSONResponse(
             {
                 **snapshot,
                 "elapsed_s": round(elapsed, 3),
-                "cache_entries": len(api.cache),
-                "otpm_mode": config.otpm_mode,
-                "profile": config.profile,
+                "cache_entries": len(self.api.cache),
+                "otpm_mode": self.config.otpm_mode,
+                "profile": self.config.profile,
             }
         )
 
-    async def reset(request: Request) -> Response:
-        api.reset()
+    async def reset(self, request: Request) -> Response:
+        self.api.reset()
         return JSONResponse({"reset": True})
 
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return _error_response(NotFoundError("Not found"))
 
-    async def not_allowed(request: Request, exc: Exception) -> Response:
-        error = InvalidRequestError(f"Method {request.method} not allowed on {request.url.path}")
-        response = _error_response(error)
-        response.status_code = 405
-        return response
+def _int_param(request: Request, name: str, default: int) -> int:
+    try:
+        return int(request.query_params.get(name, str(default)))
+    except ValueError:
+        raise InvalidRequestError(f"{name}: Input should be a valid integer") from None
 
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return _error_response(exc)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return _error_response(NotFoundError("Not found"))
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    error = InvalidRequestError(f"Method {request.method} not allowed on {request.url.path}")
+    response = _error_response(error)
+    response.status_code = 405
+    return response
+
+
+def create_app(config: SimConfig | None = None) -> Starlette:
+    """The simulator as an ASGI app; its state lives in ``app.state.api``."""
+    routes = _Routes(config or SimConfig())
     app = Starlette(
         routes=[
-            Route("/v1/messages", messages, methods=["POST"]),
-            Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
-            Route("/v1/models", list_models, methods=["GET"]),
-            Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
-            Route("/sim/stats", stats, methods=["GET"]),
-            Route("/sim/reset", reset, methods=["POST"]),
+            Route("/v1/messages", routes.messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", routes.count_tokens, methods=["POST"]),
+            Route("/v1/models", routes.list_models, methods=["GET"]),
+            Route("/v1/models/{model_id:path}", routes.get_model, methods=["GET"]),
+            Route("/sim/stats", routes.stats, methods=["GET"]),
+            Route("/sim/reset", routes.reset, methods=["POST"]),
         ],
-        exception_handlers={404: not_found, 405: not_allowed},
+        exception_handlers={APIError: _api_error, 404: _not_found, 405: _not_allowed},
     )
-    app.state.api = api
+    app.state.api = routes.api
     return app

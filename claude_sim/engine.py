@@ -1,6 +1,6 @@
 """The simulated API's behaviour, apart from HTTP: admission, caching, pacing, faults.
 
-``SimulatedAPI.messages`` validates and admits a request, then returns a ``Reply`` whose
+``SimulatedAPI.messages`` validates and admits a request, then returns a ``SimReply`` whose
 event generator paces the answer in real time (time to first token, then the model's
 token rate, divided by ``speed``). Streaming and plain replies run the same generator, so
 their content, usage and timing agree.
@@ -35,7 +35,7 @@ from claude_sim.request import (
     parse_count_tokens,
     parse_messages,
 )
-from claude_sim.stats import SimStats, key_id
+from claude_sim.stats import SimStats, key_fingerprint
 
 FAULT_KINDS = (
     "overloaded",
@@ -62,7 +62,7 @@ class Faults:
 
 
 @dataclass(slots=True)
-class Reply:
+class SimReply:
     """An admitted request: its headers now, its events as they are produced."""
 
     request_id: str
@@ -82,6 +82,14 @@ class SimulatedAPI:
         self.stats = SimStats()
         self._fault_rng = random.Random(config.seed)
         self.started_at = clock()
+
+    def now(self) -> float:
+        """The API's clock."""
+        return self._clock()
+
+    def elapsed_s(self) -> float:
+        """Seconds since the API started or was last reset."""
+        return self._clock() - self.started_at
 
     def reset(self) -> None:
         """Forget buckets, cache entries, stats and the fault sequence."""
@@ -110,12 +118,12 @@ class SimulatedAPI:
         drawn = {kind for kind in FAULT_KINDS if self._fault_rng.random() < getattr(rates, kind)}
         return Faults(frozenset(drawn))
 
-    def messages(self, api_key: str, body: dict[str, Any], api_version: str) -> Reply:
+    def messages(self, api_key: str, body: dict[str, Any], api_version: str) -> SimReply:
         """Validate and admit a request; raises ``APIError`` for what fails before a reply."""
-        kid = key_id(api_key)
+        key_id = key_fingerprint(api_key)
         req = parse_messages(body)
         model = self.model(req.model)
-        stats = self.stats.models[(kid, model.id)]
+        stats = self.stats.models[(key_id, model.id)]
         stats.requests += 1
         try:
             blocks = prompt_blocks(req)
@@ -129,18 +137,18 @@ class SimulatedAPI:
                     stats.faults[kind] += 1
                     raise error
             now = self._clock()
-            plan = self.cache.plan(kid, model.id, model.min_cacheable_tokens, blocks, now)
+            plan = self.cache.plan(key_id, model.id, model.min_cacheable_tokens, blocks, now)
             input_cost = plan.uncached_tokens + plan.write_tokens
-            reserved = self.limiter.admit(kid, model.pool, input_cost, req.max_tokens)
+            reserved = self.limiter.admit(key_id, model.pool, input_cost, req.max_tokens)
         except RateLimitError as exc:
             stats.rate_limited[exc.limit] += 1
             raise
         except APIError as exc:
             stats.errors[str(exc.status)] += 1
-            exc.headers.update(self.limiter.headers(kid, model.pool))
+            exc.headers.update(self.limiter.headers(key_id, model.pool))
             raise
         self.cache.commit(plan, now)
-        pool = self.stats.pools[(kid, model.pool)]
+        pool = self.stats.pools[(key_id, model.pool)]
         pool.admitted_requests += 1
         pool.admitted_input_tokens += input_cost
         invalid = "invalid_tool_input" in faults
@@ -155,18 +163,18 @@ class SimulatedAPI:
             invalid_tool_input=invalid,
         )
         request_id = f"req_{secrets.token_hex(12)}"
-        headers = {"request-id": request_id, **self.limiter.headers(kid, model.pool)}
-        run = _Run(self, kid, req, model, plan, answer, faults, reserved)
-        return Reply(request_id, headers, run.events(), answer.content)
+        headers = {"request-id": request_id, **self.limiter.headers(key_id, model.pool)}
+        run = _Answering(self, key_id, req, model, plan, answer, faults, reserved)
+        return SimReply(request_id, headers, run.events(), answer.content)
 
 
-class _Run:
+class _Answering:
     """One admitted request being answered."""
 
     def __init__(
         self,
         api: SimulatedAPI,
-        kid: str,
+        key_id: str,
         req: MessagesRequest,
         model: ModelSpec,
         plan: CachePlan,
@@ -174,7 +182,7 @@ class _Run:
         faults: Faults,
         reserved: int,
     ) -> None:
-        self.api, self.kid, self.req, self.model = api, kid, req, model
+        self.api, self.key_id, self.req, self.model = api, key_id, req, model
         self.plan, self.answer, self.faults, self.reserved = plan, answer, faults, reserved
         self.produced = 0
         self.started = False
@@ -197,73 +205,68 @@ class _Run:
 
     def _produce(self, tokens: int) -> None:
         self.produced += tokens
-        self.api.limiter.produce(self.kid, self.model.pool, tokens)
-        self.api.stats.pools[(self.kid, self.model.pool)].output_tokens += tokens
+        self.api.limiter.produce(self.key_id, self.model.pool, tokens)
+        self.api.stats.pools[(self.key_id, self.model.pool)].output_tokens += tokens
 
     async def events(self) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
+        """The stream's events, paced as the model would produce them."""
         api, answer = self.api, self.answer
-        clock = api._clock
         try:
             await asyncio.sleep(self.model.ttft_s * self.time_scale)
-            api.cache.started(self.plan, clock())
+            api.cache.started(self.plan, api.now())
             self.started = True
-            message: dict[str, Any] = {
-                "id": f"msg_{secrets.token_hex(12)}",
-                "type": "message",
-                "role": "assistant",
-                "model": self.model.id,
-                "content": [],
-                "stop_reason": None,
-                "stop_sequence": None,
-                "usage": self.usage(1),
-            }
-            yield "message_start", {"type": "message_start", "message": message}
-            fail_at = (
-                len(answer.pieces) // 2
-                if {"stream_error", "dropped_connection"} & (self.faults.kinds)
-                else -1
-            )
-            done = 0
-            for index, start in enumerate(answer.starts):
-                yield (
-                    "content_block_start",
-                    {
-                        "type": "content_block_start",
-                        "index": index,
-                        "content_block": start,
-                    },
-                )
-                if index == 0:
-                    yield "ping", {"type": "ping"}
-                block = [p for p in answer.pieces if p.index == index]
-                async for batch in self._paced(block):
-                    if 0 <= fail_at <= done:
-                        if "dropped_connection" in self.faults:
-                            raise DroppedConnectionError("connection dropped by fault injection")
-                        yield "error", InternalServerError("Internal server error").body("")
-                        return
-                    done += len(batch)
-                    yield "content_block_delta", _delta(index, start["type"], batch)
-                yield "content_block_stop", {"type": "content_block_stop", "index": index}
-            yield (
-                "message_delta",
-                {
-                    "type": "message_delta",
-                    "delta": {
-                        "stop_reason": answer.stop_reason,
-                        "stop_sequence": answer.stop_sequence,
-                    },
-                    "usage": self.usage(answer.output_tokens),
-                },
-            )
+            yield "message_start", {"type": "message_start", "message": self._message_start()}
+            async for event in self._blocks():
+                yield event
+                if event[0] == "error":
+                    return
+            delta = {"stop_reason": answer.stop_reason, "stop_sequence": answer.stop_sequence}
+            usage = self.usage(answer.output_tokens)
+            yield "message_delta", {"type": "message_delta", "delta": delta, "usage": usage}
             yield "message_stop", {"type": "message_stop"}
             self._record(succeeded=True)
         finally:
             if not self.started:
                 api.cache.abandon(self.plan)
-            api.limiter.settle(self.kid, self.model.pool, self.reserved, self.produced)
+            api.limiter.settle(self.key_id, self.model.pool, self.reserved, self.produced)
             if self.produced < answer.output_tokens:
                 self._record(succeeded=False)
+
+    def _message_start(self) -> dict[str, Any]:
+        return {
+            "id": f"msg_{secrets.token_hex(12)}",
+            "type": "message",
+            "role": "assistant",
+            "model": self.model.id,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": self.usage(1),
+        }
+
+    async def _blocks(self) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
+        """Each content block's start, deltas and stop; a stream fault strikes halfway."""
+        answer = self.answer
+        faulty = {"stream_error", "dropped_connection"} & self.faults.kinds
+        fail_at = len(answer.pieces) // 2 if faulty else -1
+        done = 0
+        for index, start in enumerate(answer.starts):
+            yield (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": start},
+            )
+            if index == 0:
+                yield "ping", {"type": "ping"}
+            block = [p for p in answer.pieces if p.index == index]
+            async for batch in self._paced(block):
+                if 0 <= fail_at <= done:
+                    if "dropped_connection" in self.faults:
+                        raise DroppedConnectionError("connection dropped by fault injection")
+                    yield "error", InternalServerError("Internal server error").body("")
+                    return
+                done += len(batch)
+                yield "content_block_delta", _delta(index, start["type"], batch)
+            yield "content_block_stop", {"type": "content_block_stop", "index": index}
 
     async def _paced(self, pieces: list[Piece]) -> AsyncIterator[list[Piece]]:
         """Pieces grouped so that deltas go out no more often than ``stream_chunk_s``."""
@@ -285,7 +288,7 @@ class _Run:
             yield batch
 
     def _record(self, *, succeeded: bool) -> None:
-        stats = self.api.stats.models[(self.kid, self.model.id)]
+        stats = self.api.stats.models[(self.key_id, self.model.id)]
         if succeeded:
             stats.succeeded += 1
         stats.input_tokens += self.plan.uncached_tokens
@@ -304,7 +307,7 @@ def _delta(index: int, kind: str, batch: list[Piece]) -> dict[str, Any]:
     return {"type": "content_block_delta", "index": index, "delta": delta}
 
 
-async def collect(reply: Reply) -> dict[str, Any]:
+async def collect(reply: SimReply) -> dict[str, Any]:
     """Run a reply to the end and return the full Message, as a non-streaming call does."""
     message: dict[str, Any] = {}
     async with aclosing(reply.events) as events:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-def key_id(api_key: str) -> str:
+def key_fingerprint(api_key: str) -> str:
     """A key's public fingerprint."""
     return "key-" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
 
@@ -78,9 +78,9 @@ class SimStats:
 
     def snapshot(self, levels: dict[tuple[str, str], dict[str, float]]) -> dict[str, Any]:
         keys: dict[str, Any] = {}
-        for (kid, model), stats in sorted(self.models.items()):
-            keys.setdefault(kid, {"models": {}, "pools": {}})["models"][model] = stats.as_dict()
-        for (kid, pool), pstats in sorted(self.pools.items()):
-            entry = keys.setdefault(kid, {"models": {}, "pools": {}})["pools"]
-            entry[pool] = {**pstats.as_dict(), "bucket_levels": levels.get((kid, pool), {})}
+        for (key_id, model), stats in sorted(self.models.items()):
+            keys.setdefault(key_id, {"models": {}, "pools": {}})["models"][model] = stats.as_dict()
+        for (key_id, pool), pstats in sorted(self.pools.items()):
+            entry = keys.setdefault(key_id, {"models": {}, "pools": {}})["pools"]
+            entry[pool] = {**pstats.as_dict(), "bucket_levels": levels.get((key_id, pool), {})}
         return {"keys": keys, "open_streams": self.open_streams, "peak_streams": self.peak_streams}

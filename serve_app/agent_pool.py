@@ -21,22 +21,22 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import anthropic
 import httpx2
 
 from agents.errors import ClaudeAPIError
 from agents.prompting import Params
-from agents.runner import AgentOutcome, AgentRunner, Reply
+from agents.runner import AgentOutcome, AgentRunner, MessageJSON
 from agents.specs import SPEC_BY_NAME
 from claude_facts.tokens import canonical_json
-from serve_app.budget import Need
+from serve_app.budget import CallDemand
 from serve_app.config import Env, GatewayArgs, read_env
-from serve_app.keeper import keeper_handle, shared_store
+from serve_app.keeper import KeeperClient, keeper_client
 from serve_app.metrics import metrics
 from serve_app.prompt_cache import prompt_shape
-from serve_app.store import Store
+from serve_app.store import Store, open_store
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
 AGENT_CACHE = "agent-call"
@@ -79,7 +79,7 @@ class AgentReplica:
         *,
         client: anthropic.AsyncAnthropic | None = None,
         store: Store | None = None,
-        keeper: Any = None,
+        keeper: KeeperClient | None = None,
     ) -> None:
         if agent not in SPEC_BY_NAME:
             raise ValueError(f"unknown agent {agent!r}")
@@ -88,8 +88,8 @@ class AgentReplica:
         env = read_env()
         redis_url = env.redis_url.get_secret_value() if env.redis_url else None
         self._client = client or upstream_client(self.args, env)
-        self._keeper = keeper or keeper_handle(self.args, redis_url)
-        self._store = store or shared_store(self._keeper, redis_url)
+        self._keeper = keeper or keeper_client(self.args, redis_url)
+        self._store = store or open_store(redis_url, scope="cluster")
 
     async def ping(self) -> str:
         """Readiness: this replica answers."""
@@ -117,7 +117,7 @@ class AgentReplica:
         finally:
             work.cancel()
 
-    async def _send(self, meta: CallMeta, params: Params) -> Reply:
+    async def _send(self, meta: CallMeta, params: Params) -> MessageJSON:
         ttl = self.args.upstream.agent_cache_ttl_s
         if ttl <= 0:
             return await self._upstream(meta, params)
@@ -136,78 +136,88 @@ class AgentReplica:
         metrics().cache_hits.inc(tags={"cache": "agent_call"})
         return {**reply, "usage": {"input_tokens": 0, "output_tokens": 0}, "cached": True}
 
-    async def _upstream(self, meta: CallMeta, params: Params) -> Reply:
+    async def _upstream(self, meta: CallMeta, params: Params) -> MessageJSON:
         """One logical call: budget, send, settle; retried on what retrying can fix."""
-        pool = self.args.pool_of(params["model"])
-        shape = prompt_shape(params)
         attempts = self.args.upstream.max_attempts
         last_error = "no attempt made"
-        exact = False
+        full_output = False
         for attempt in range(1, attempts + 1):
-            call_id = f"{meta.job_id}:{self.agent}:{uuid.uuid4().hex[:12]}"
-            need = Need(
-                call_id,
-                pool,
-                shape.total,
-                params["max_tokens"],
-                user=f"{meta.tenant}/{meta.user}",
-                job_id=meta.job_id,
-                priority=meta.priority,
-                tag=self.agent,
-                exact=exact,
-                shape=shape,
-            )
-            wait = self.args.budget.max_wait_s
-            if meta.deadline:
-                wait = max(1.0, min(wait, meta.deadline - time.time()))
-            waited = time.monotonic()
-            granted: int = await self._keeper.acquire.remote(need, wait)
-            metrics().budget_wait.observe(time.monotonic() - waited, tags={"pool": pool})
+            demand = self._demand(meta, params, full_output)
             try:
-                raw = await self._client.messages.with_raw_response.create(
-                    **{**params, "max_tokens": granted}
-                )
-            except anthropic.APIStatusError as exc:
-                await self._keeper.release.remote(call_id)
-                metrics().upstream_errors.inc(
-                    tags={"model": params["model"], "status": str(exc.status_code)}
-                )
-                last_error = f"Claude API answered {exc.status_code}: {exc.message}"
-                if exc.status_code == 429:
-                    await self._keeper.pause.remote(pool, _retry_after(exc.response.headers))
-                if exc.status_code not in RETRYABLE:
-                    raise ClaudeAPIError(last_error, upstream_status=exc.status_code) from None
-            except (anthropic.APIConnectionError, httpx2.TransportError) as exc:
-                await self._keeper.release.remote(call_id)
-                last_error = f"Claude API unreachable: {type(exc).__name__}"
-            else:
-                headers = {
-                    k.lower(): v
-                    for k, v in raw.headers.items()
-                    if k.lower().startswith("anthropic-ratelimit-")
-                }
-                message = await raw.parse()
-                usage = message.usage
-                cut = message.stop_reason == "max_tokens" and granted < params["max_tokens"]
-                spent = {
-                    "input_tokens": usage.input_tokens,
-                    "output_tokens": usage.output_tokens,
-                    "cache_creation_input_tokens": usage.cache_creation_input_tokens or 0,
-                    "cache_read_input_tokens": usage.cache_read_input_tokens or 0,
-                }
-                await self._keeper.settle.remote(call_id, spent, cut)
-                self._count(params["model"], spent)
-                await self._keeper.observe.remote(pool, headers)
-                if not cut:
-                    reply: Reply = json.loads(message.model_dump_json())
-                    return reply
-                # The learned bound was too short for this answer: ask again in full.
-                exact = True
+                answer = await self._attempt(demand, params, meta.deadline)
+            except _RetryableError as exc:
+                last_error = str(exc)
+                await asyncio.sleep(_backoff(attempt))
                 continue
-            await asyncio.sleep(_backoff(attempt))
+            if answer is not None:
+                return answer
+            # The learned bound was too short for this answer: ask again in full, at once.
+            full_output = True
         raise ClaudeAPIError(
             f"{self.agent}: gave up after {attempts} attempts: {last_error}", upstream_status=None
         )
+
+    def _demand(self, meta: CallMeta, params: Params, full_output: bool) -> CallDemand:
+        shape = prompt_shape(params)
+        return CallDemand(
+            f"{meta.job_id}:{self.agent}:{uuid.uuid4().hex[:12]}",
+            self.args.pool_of(params["model"]),
+            shape.total,
+            params["max_tokens"],
+            user=f"{meta.tenant}/{meta.user}",
+            job_id=meta.job_id,
+            priority=meta.priority,
+            tag=self.agent,
+            full_output=full_output,
+            shape=shape,
+        )
+
+    async def _attempt(
+        self, demand: CallDemand, params: Params, deadline: float
+    ) -> MessageJSON | None:
+        """One upstream attempt under budget: the answer, or None when the bound cut it."""
+        wait = self.args.budget.max_wait_s
+        if deadline:
+            wait = max(1.0, min(wait, deadline - time.time()))
+        waited = time.monotonic()
+        granted = await self._keeper.acquire(demand, wait)
+        metrics().budget_wait.observe(time.monotonic() - waited, tags={"pool": demand.pool})
+        try:
+            raw = await self._client.messages.with_raw_response.create(
+                **{**params, "max_tokens": granted}
+            )
+        except anthropic.APIStatusError as exc:
+            await self._keeper.release(demand.call_id)
+            await self._refused(demand.pool, params["model"], exc)
+        except (anthropic.APIConnectionError, httpx2.TransportError) as exc:
+            await self._keeper.release(demand.call_id)
+            raise _RetryableError(f"Claude API unreachable: {type(exc).__name__}") from None
+        message = await raw.parse()
+        usage = message.usage
+        truncated = message.stop_reason == "max_tokens" and granted < params["max_tokens"]
+        spent = {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_creation_input_tokens": usage.cache_creation_input_tokens or 0,
+            "cache_read_input_tokens": usage.cache_read_input_tokens or 0,
+        }
+        await self._keeper.settle(demand.call_id, spent, truncated)
+        self._count(params["model"], spent)
+        await self._keeper.observe(demand.pool, _rate_headers(raw.headers))
+        if truncated:
+            return None
+        answer: MessageJSON = json.loads(message.model_dump_json())
+        return answer
+
+    async def _refused(self, pool: str, model: str, exc: anthropic.APIStatusError) -> NoReturn:
+        """The API answered an error: pause the pool on 429, then retry or give up."""
+        metrics().upstream_errors.inc(tags={"model": model, "status": str(exc.status_code)})
+        error = f"Claude API answered {exc.status_code}: {exc.message}"
+        if exc.status_code == 429:
+            await self._keeper.pause(pool, _retry_after(exc.response.headers))
+        if exc.status_code not in RETRYABLE:
+            raise ClaudeAPIError(error, upstream_status=exc.status_code) from None
+        raise _RetryableError(error) from None
 
     def _count(self, model: str, spent: dict[str, int]) -> None:
         recorder = metrics()
@@ -220,6 +230,17 @@ class AgentReplica:
         ):
             if spent[key]:
                 recorder.tokens.inc(spent[key], tags={"model": model, "kind": kind})
+
+
+class _RetryableError(Exception):
+    """An attempt failed in a way another attempt may fix (429, 529, 5xx, a lost connection)."""
+
+
+def _rate_headers(headers: Any) -> dict[str, str]:
+    """The API's rate-limit headers, which the keeper reads to correct its buckets."""
+    return {
+        k.lower(): v for k, v in headers.items() if k.lower().startswith("anthropic-ratelimit-")
+    }
 
 
 def _retry_after(headers: Any) -> float:

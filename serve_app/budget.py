@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from agents.errors import BudgetTimeoutError, CancelledError
+from serve_app.errors import BudgetTimeoutError, CancelledError
+from serve_app.output_bound import OutputBound
 from serve_app.prompt_cache import PromptCacheMirror, PromptShape, TokenScale
 
 Priority = Literal["interactive", "batch"]
@@ -51,8 +52,8 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class Need:
-    """What one call asks of its pool."""
+class CallDemand:
+    """What one upstream call asks of its pool."""
 
     call_id: str
     pool: str
@@ -65,8 +66,9 @@ class Need:
     """Kind of call (the agent): ``max_tokens`` is right-sized from such calls' answers."""
     shape: PromptShape | None = None
     """The request's cacheable prefixes: only what follows the warm ones is reserved."""
-    exact: bool = False
-    """Reserve ``output_tokens`` as given (a retry after the learned bound cut the answer)."""
+    full_output: bool = False
+    """Reserve ``output_tokens`` as asked, not the learned bound (a retry after it cut the
+    answer short)."""
 
     def amount(self, kind: str) -> float:
         return {
@@ -74,34 +76,6 @@ class Need:
             "input_tokens": float(self.input_tokens),
             "output_tokens": float(self.output_tokens),
         }[kind]
-
-
-class OutputBound:
-    """A right-sized ``max_tokens`` per kind of call, learned from its answers.
-
-    The API reserves ``max_tokens`` of OTPM for a call's duration when it counts output up
-    front, so a generous ``max_tokens`` books budget that is never used. The bound is 1.25x
-    the longest recent answer of the kind (at least ``floor``, at most what was asked); an
-    answer cut at the bound is retried with the full ``max_tokens`` and resets the bound.
-    """
-
-    def __init__(self, window: int = 50, factor: float = 1.25, floor: int = 256) -> None:
-        self._seen: dict[str, deque[int]] = {}
-        self._window = window
-        self._factor = factor
-        self._floor = floor
-
-    def bound(self, tag: str, asked: int) -> int:
-        seen = self._seen.get(tag)
-        if not tag or not seen or len(seen) < 3:
-            return asked
-        return max(1, min(asked, max(self._floor, round(max(seen) * self._factor))))
-
-    def learn(self, tag: str, produced: int, *, cut: bool) -> None:
-        if cut:
-            self._seen.pop(tag, None)
-        elif tag:
-            self._seen.setdefault(tag, deque(maxlen=self._window)).append(produced)
 
 
 @dataclass
@@ -127,7 +101,7 @@ class _Bucket:
 
 @dataclass
 class _Waiter:
-    need: Need
+    demand: CallDemand
     future: asyncio.Future[None]
     since: float
 
@@ -185,7 +159,7 @@ class Budget:
             )
             for name, lim in limits.items()
         }
-        self._granted: dict[str, Need] = {}
+        self._granted: dict[str, CallDemand] = {}
         self.output_bound = OutputBound()
         self.mirror = PromptCacheMirror()
         self.tokens = TokenScale()
@@ -196,26 +170,26 @@ class Budget:
             raise KeyError(f"no budget for model pool {name!r}; pools: {sorted(self._pools)}")
         return self._pools[name]
 
-    async def acquire(self, need: Need, *, timeout_s: float) -> int:
-        """Wait until ``need`` fits its pool, then charge it; idempotent per call id.
+    async def acquire(self, demand: CallDemand, *, timeout_s: float) -> int:
+        """Wait until ``demand`` fits its pool, then charge it; idempotent per call id.
 
-        With ``need.shape``, the input reserved is what follows the longest prefix known to
-        be cached, in the API's token counts as learned; without, ``need.input_tokens``.
-        ``need.output_tokens`` is the caller's ``max_tokens``; the returned number is the
-        ``max_tokens`` to send, right-sized from the tag's answers unless ``exact``.
+        With ``demand.shape``, the input reserved is what follows the longest prefix known to
+        be cached, in the API's token counts as learned; without, ``demand.input_tokens``.
+        ``demand.output_tokens`` is the caller's ``max_tokens``; the returned number is the
+        ``max_tokens`` to send, right-sized from the tag's answers unless ``full_output``.
         """
-        if need.call_id in self._granted:
-            return int(self._granted[need.call_id].output_tokens)
-        pool = self.pool(need.pool)
+        if demand.call_id in self._granted:
+            return int(self._granted[demand.call_id].output_tokens)
+        pool = self.pool(demand.pool)
         output = (
-            need.output_tokens
-            if need.exact
-            else self.output_bound.bound(need.tag, need.output_tokens)
+            demand.output_tokens
+            if demand.full_output
+            else self.output_bound.bound(demand.tag, demand.output_tokens)
         )
-        need = replace(need, input_tokens=self._input_reservation(need), output_tokens=output)
-        waiter = _Waiter(need, asyncio.get_running_loop().create_future(), self._clock())
-        pool.queues[need.priority].setdefault(need.user, deque()).append(waiter)
-        self._pump(need.pool)
+        demand = replace(demand, input_tokens=self._input_reservation(demand), output_tokens=output)
+        waiter = _Waiter(demand, asyncio.get_running_loop().create_future(), self._clock())
+        pool.queues[demand.priority].setdefault(demand.user, deque()).append(waiter)
+        self._pump(demand.pool)
         try:
             await asyncio.wait_for(asyncio.shield(waiter.future), timeout=timeout_s)
         except TimeoutError:
@@ -223,20 +197,20 @@ class Budget:
                 return output
             self._drop(pool, waiter)
             raise BudgetTimeoutError(
-                f"no {need.pool} budget within {timeout_s:g} s; "
+                f"no {demand.pool} budget within {timeout_s:g} s; "
                 f"{pool.waiting()} other calls are waiting",
-                retry_after_s=round(self.estimated_wait(need.pool, need), 1),
+                retry_after_s=round(self.estimated_wait(demand.pool, demand), 1),
             ) from None
         except asyncio.CancelledError:
             self._drop(pool, waiter)
             raise
         return output
 
-    def _input_reservation(self, need: Need) -> int:
-        if need.shape is None:
-            return need.input_tokens
-        uncached = self.mirror.uncached(need.shape, self._clock())
-        return math.ceil(uncached * self.tokens.scale(need.shape.model))
+    def _input_reservation(self, demand: CallDemand) -> int:
+        if demand.shape is None:
+            return demand.input_tokens
+        uncached = self.mirror.uncached(demand.shape, self._clock())
+        return math.ceil(uncached * self.tokens.scale(demand.shape.model))
 
     def settle(
         self,
@@ -246,47 +220,47 @@ class Budget:
         output_tokens: int,
         cache_write_tokens: int = 0,
         cache_read_tokens: int = 0,
-        cut: bool = False,
+        truncated: bool = False,
     ) -> None:
         """Replace a grant's estimates by what the API charged; refunds the difference.
 
         ``input_tokens`` is uncached input; ITPM is charged that plus the cache writes.
-        ``cut``: the answer stopped at the granted ``max_tokens`` (the bound was too low).
+        ``truncated``: the answer stopped at the granted ``max_tokens`` (the bound was too low).
         """
-        need = self._granted.pop(call_id, None)
-        if need is None:
+        demand = self._granted.pop(call_id, None)
+        if demand is None:
             return
-        if not need.exact:
-            self.output_bound.learn(need.tag, output_tokens, cut=cut)
-        if need.shape is not None:
-            shape = need.shape
+        if not demand.full_output:
+            self.output_bound.learn(demand.tag, output_tokens, truncated=truncated)
+        if demand.shape is not None:
+            shape = demand.shape
             reported = input_tokens + cache_write_tokens + cache_read_tokens
             self.tokens.learn(shape.model, shape.total, reported)
             ratio = reported / shape.total if shape.total else 1.0
             cached = (cache_write_tokens + cache_read_tokens) / max(ratio, 1e-6)
             self.mirror.learn(shape, round(cached), self._clock())
         input_tokens += cache_write_tokens
-        pool = self.pool(need.pool)
+        pool = self.pool(demand.pool)
         now = self._clock()
         for kind, actual in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
             bucket = pool.buckets[kind]
             bucket.refill(now)
-            bucket.level = min(bucket.capacity, bucket.level + need.amount(kind) - actual)
+            bucket.level = min(bucket.capacity, bucket.level + demand.amount(kind) - actual)
         pool.history.append((now, 1.0, float(input_tokens), float(output_tokens)))
-        self._pump(need.pool)
+        self._pump(demand.pool)
 
     def release(self, call_id: str) -> None:
         """Refund everything of a grant whose call was never sent."""
-        need = self._granted.pop(call_id, None)
-        if need is None:
+        demand = self._granted.pop(call_id, None)
+        if demand is None:
             return
-        pool = self.pool(need.pool)
+        pool = self.pool(demand.pool)
         now = self._clock()
         for kind in KINDS:
             bucket = pool.buckets[kind]
             bucket.refill(now)
-            bucket.level = min(bucket.capacity, bucket.level + need.amount(kind))
-        self._pump(need.pool)
+            bucket.level = min(bucket.capacity, bucket.level + demand.amount(kind))
+        self._pump(demand.pool)
 
     def cancel_job(self, job_id: str) -> int:
         """Fail the waiting calls of a cancelled job; returns how many there were."""
@@ -294,7 +268,7 @@ class Budget:
         for name, pool in self._pools.items():
             for queues in pool.queues.values():
                 for calls in list(queues.values()):
-                    for waiter in [w for w in calls if w.need.job_id == job_id]:
+                    for waiter in [w for w in calls if w.demand.job_id == job_id]:
                         self._drop(pool, waiter)
                         waiter.future.set_exception(CancelledError("the job was cancelled"))
                         count += 1
@@ -324,18 +298,18 @@ class Budget:
         pool.paused_until = max(pool.paused_until, self._clock() + seconds)
         self._pump(pool_name)
 
-    def estimated_wait(self, pool_name: str, extra: Need | None = None) -> float:
+    def estimated_wait(self, pool_name: str, extra: CallDemand | None = None) -> float:
         """Seconds until everything queued (and ``extra``) would be granted."""
         pool = self.pool(pool_name)
         now = self._clock()
-        waiting = [w.need for q in pool.queues.values() for c in q.values() for w in c]
+        waiting = [w.demand for q in pool.queues.values() for c in q.values() for w in c]
         if extra is not None:
             waiting.append(extra)
         wait = max(0.0, pool.paused_until - now)
         for kind in KINDS:
             bucket = pool.buckets[kind]
-            needed = sum(n.amount(kind) for n in waiting) - bucket.refill(now)
-            wait = max(wait, needed / bucket.rate)
+            demanded = sum(n.amount(kind) for n in waiting) - bucket.refill(now)
+            wait = max(wait, demanded / bucket.rate)
         return wait
 
     def job_queue(self, job_id: str) -> dict[str, float] | None:
@@ -346,7 +320,7 @@ class Budget:
                 for calls in pool.queues[priority].values():
                     for waiter in calls:
                         position += 1
-                        if waiter.need.job_id == job_id:
+                        if waiter.demand.job_id == job_id:
                             return {
                                 "position": position,
                                 "estimated_wait_s": round(self.estimated_wait(name), 1),
@@ -380,12 +354,12 @@ class Budget:
         return out
 
     def _drop(self, pool: _Pool, waiter: _Waiter) -> None:
-        queues = pool.queues[waiter.need.priority]
-        calls = queues.get(waiter.need.user)
+        queues = pool.queues[waiter.demand.priority]
+        calls = queues.get(waiter.demand.user)
         if calls is not None and waiter in calls:
             calls.remove(waiter)
             if not calls:
-                queues.pop(waiter.need.user)
+                queues.pop(waiter.demand.user)
 
     def _pump(self, name: str) -> None:
         """Grant what fits, in fair order; otherwise wake up when the head will fit."""
@@ -400,16 +374,16 @@ class Budget:
             now = self._clock()
             wait = max(
                 [pool.paused_until - now]
-                + [pool.buckets[k].wait_for(waiter.need.amount(k), now) for k in KINDS]
+                + [pool.buckets[k].wait_for(waiter.demand.amount(k), now) for k in KINDS]
             )
             if wait > 0:
                 loop = asyncio.get_running_loop()
                 pool.timer = loop.call_later(wait + 0.001, self._pump, name)
                 return
             for kind in KINDS:
-                pool.buckets[kind].level -= waiter.need.amount(kind)
+                pool.buckets[kind].level -= waiter.demand.amount(kind)
             pool.pop_head()
-            self._granted[waiter.need.call_id] = waiter.need
+            self._granted[waiter.demand.call_id] = waiter.demand
             self.grants_total += 1
             waiter.future.set_result(None)
 

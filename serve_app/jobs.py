@@ -12,65 +12,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from ray.exceptions import RayError, RayTaskError
 
-from agents.config import PipelineConfig
-from agents.errors import CancelledError, NocodeError, StageFailedError
-from agents.page import Page
-from agents.pipeline import GenerationRequest, Pipeline, StageEvent
+from agents.errors import PipelineError
+from agents.pipeline import Pipeline, StageEvent
 from agents.planner import Group, Plan
 from agents.prompting import AgentTask
 from agents.retrieval import CatalogIndex
 from agents.runner import AgentOutcome
+from agents.specs import SPEC_BY_NAME
 from serve_app.admission import GenerationCost
 from serve_app.agent_pool import CallMeta
 from serve_app.config import GatewayArgs
+from serve_app.errors import CancelledError, GatewayError, InternalError, StageFailedError
+from serve_app.job_keys import CANCELS, RESULT_CACHE, result_key, to_request
+from serve_app.keeper import KeeperClient
 from serve_app.metrics import metrics
 from serve_app.store import TERMINAL, JobRecord, Store
+from serve_app.streams import accepted_event
 
 log = logging.getLogger("nocode.jobs")
-PIPELINE_VERSION = "1"
-RESULT_CACHE = "generation"
-CANCELS = "cancel"
 HEARTBEAT_S = 5.0
 STALE_AFTER_S = 30.0
-
-
-def normalise(instruction: str) -> str:
-    return " ".join(instruction.lower().split())
-
-
-def page_hash(page: Page | None) -> str:
-    return hashlib.sha256(page.model_dump_json().encode() if page else b"new").hexdigest()[:16]
-
-
-def dedup_key(tenant: str, user: str, page_id: str, instruction: str, page: Page | None) -> str:
-    """Same tenant, user, page, instruction and page content: the same job."""
-    raw = f"{tenant}\0{user}\0{page_id}\0{normalise(instruction)}\0{page_hash(page)}"
-    return "dedup:" + hashlib.sha256(raw.encode()).hexdigest()
-
-
-def result_key(tenant: str, request: GenerationRequest) -> str:
-    """Tenant, page id, page content, normalised instruction, forced groups, version."""
-    groups = ",".join(request.groups or ())
-    raw = (
-        f"{tenant}\0{request.page_id}\0{page_hash(request.page)}\0"
-        f"{normalise(request.instruction)}\0{groups}\0{PIPELINE_VERSION}"
-    )
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def to_request(body: Mapping[str, Any]) -> GenerationRequest:
-    page = Page.model_validate(body["page"]) if body.get("page") else None
-    groups: tuple[Group, ...] | None = tuple(body["agents"]) if body.get("agents") else None
-    return GenerationRequest(body["page_id"], body["instruction"], page, groups)
 
 
 class JobRunner:
@@ -80,9 +49,10 @@ class JobRunner:
         self,
         args: GatewayArgs,
         store: Store,
-        keeper: Any,
+        keeper: KeeperClient,
         handles: Mapping[str, Any],
         index: CatalogIndex | None,
+        cost: GenerationCost,
     ) -> None:
         self.args = args
         self.store = store
@@ -91,11 +61,11 @@ class JobRunner:
         self.index = index
         self.replica_id = uuid.uuid4().hex[:12]
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.cost = GenerationCost(args)
+        self.cost = cost
         self.finished: dict[str, dict[str, Any]] = {}
 
-    def pipeline(self, job: JobRecord, emit: Any) -> Pipeline:
-        config: PipelineConfig = self.args.pipeline
+    def pipeline(self, job: JobRecord, emit: Callable[[StageEvent], None]) -> Pipeline:
+        """The job's pipeline, its every agent call sent to that agent's pool."""
         meta = CallMeta(
             job.job_id,
             job.tenant,
@@ -104,7 +74,7 @@ class JobRunner:
             deadline=job.created_at + self.args.ingress.job_deadline_s,
         )
         return Pipeline(
-            config, lambda task: self._stage(task, meta, emit), catalog_index=self.index
+            self.args.pipeline, lambda task: self._stage(task, meta, emit), catalog_index=self.index
         )
 
     def start(self, job: JobRecord, plan: Plan) -> None:
@@ -124,56 +94,70 @@ class JobRunner:
     async def emit(self, job_id: str, event: str, data: dict[str, Any]) -> None:
         await self.store.append_event(job_id, event, data)
 
+    async def record_replay(self, job: JobRecord, cached: dict[str, Any]) -> JobRecord:
+        """A repeat answered from the result cache, recorded as a finished job of its own."""
+        result = {**cached, "cached": True}
+        job = job.model_copy(update={"status": "succeeded", "result": result})
+        await self.store.create_job(job)
+        await self.emit(
+            job.job_id, "accepted", accepted_event(job, deduplicated=False, cached=True)
+        )
+        await self.emit(job.job_id, "result", result)
+        await self.store.expire_job(job.job_id, self.args.ingress.job_ttl_s)
+        return job
+
     async def _run(self, job: JobRecord, plan: Plan) -> None:
         job = await self.store.update_job(
             job.job_id, status="running", owner=self.replica_id, heartbeat_at=time.time()
         )
+        beat = asyncio.create_task(self._heartbeat(job.job_id))
+        try:
+            payload = await self._generate(job, plan)
+            await self._finish(job, "succeeded", "result", payload)
+        except asyncio.CancelledError:
+            await self.keeper.cancel_job(job.job_id)
+            await self._fail(job, "cancelled", CancelledError("the job was cancelled"))
+        except TimeoutError:
+            await self.keeper.cancel_job(job.job_id)
+            deadline = self.args.ingress.job_deadline_s
+            late = StageFailedError(
+                f"the generation did not finish within {deadline:g} s", retry_after_s=30
+            )
+            await self._fail(job, "failed", late)
+        except (GatewayError, PipelineError) as exc:
+            await self._fail(job, "failed", exc)
+        except Exception:
+            error_id = f"err_{uuid.uuid4().hex[:16]}"
+            log.exception("job %s failed unexpectedly (error id %s)", job.job_id, error_id)
+            bug = InternalError("the generation failed unexpectedly; it was logged", id=error_id)
+            await self._fail(job, "failed", bug)
+        finally:
+            beat.cancel()
+            self.tasks.pop(job.job_id, None)
+
+    async def _generate(self, job: JobRecord, plan: Plan) -> dict[str, Any]:
+        """Run the pipeline, its stage events stored as they come; cache and return the result."""
         pending: list[asyncio.Task[None]] = []
 
         def on_stage(event: StageEvent) -> None:
             pending.append(asyncio.create_task(self.emit(job.job_id, "stage", event.to_data())))
 
-        beat = asyncio.create_task(self._heartbeat(job.job_id))
-        try:
-            async with asyncio.timeout(self.args.ingress.job_deadline_s):
-                result = await self.pipeline(job, on_stage).run(
-                    to_request(job.request), plan=plan, on_event=on_stage
-                )
-            await asyncio.gather(*pending)
-            payload = result.to_json()
-            payload["cached"] = False
-            await self.store.cache_set(
-                RESULT_CACHE,
-                result_key(job.tenant, to_request(job.request)),
-                payload,
-                self.args.ingress.result_ttl_s,
-            )
-            await self._finish(job, "succeeded", "result", payload)
-        except asyncio.CancelledError:
-            await self.keeper.cancel_job.remote(job.job_id)
-            await self._finish(
-                job, "cancelled", "error", CancelledError("the job was cancelled").to_json()
-            )
-        except TimeoutError:
-            await self.keeper.cancel_job.remote(job.job_id)
-            error = StageFailedError(
-                f"the generation did not finish within {self.args.ingress.job_deadline_s:g} s",
-                retry_after_s=30,
-            )
-            await self._finish(job, "failed", "error", error.to_json())
-        except NocodeError as exc:
-            await self._finish(job, "failed", "error", exc.to_json())
-        except Exception:
-            log.exception("job %s failed unexpectedly", job.job_id)
-            await self._finish(
-                job,
-                "failed",
-                "error",
-                NocodeError("the generation failed unexpectedly; it was logged").to_json(),
-            )
-        finally:
-            beat.cancel()
-            self.tasks.pop(job.job_id, None)
+        request = to_request(job.request)
+        async with asyncio.timeout(self.args.ingress.job_deadline_s):
+            result = await self.pipeline(job, on_stage).run(request, plan=plan, on_event=on_stage)
+        await asyncio.gather(*pending)
+        payload = result.to_json()
+        payload["cached"] = False
+        await self.store.cache_set(
+            RESULT_CACHE,
+            result_key(job.tenant, request),
+            payload,
+            self.args.ingress.result_ttl_s,
+        )
+        return payload
+
+    async def _fail(self, job: JobRecord, status: str, error: GatewayError | PipelineError) -> None:
+        await self._finish(job, status, "error", error.to_json())
 
     async def _finish(self, job: JobRecord, status: str, event: str, data: dict[str, Any]) -> None:
         await self.emit(job.job_id, event, data)
@@ -195,7 +179,7 @@ class JobRunner:
         last_beat = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
-            queue = await self.keeper.job_queue.remote(job_id)
+            queue = await self.keeper.job_queue(job_id)
             if queue and (last_queue is None or queue["position"] != last_queue["position"]):
                 await self.emit(job_id, "queued", queue)
             last_queue = queue
@@ -206,7 +190,9 @@ class JobRunner:
                 self.tasks[job_id].cancel()
                 return
 
-    async def _stage(self, task: AgentTask, meta: CallMeta, emit: Any) -> AgentOutcome:
+    async def _stage(
+        self, task: AgentTask, meta: CallMeta, emit: Callable[[StageEvent], None]
+    ) -> AgentOutcome:
         """One agent call on its pool, retried on another replica if this one fails."""
         handle = self.handles[task.agent]
         attempts = self.args.ingress.stage_attempts
@@ -215,7 +201,7 @@ class JobRunner:
                 async with asyncio.timeout(self.args.ingress.stage_timeout_s):
                     return await self._beating(handle, task, meta)
             except RayTaskError as exc:
-                if isinstance(exc.cause, NocodeError):
+                if isinstance(exc.cause, GatewayError | PipelineError):
                     raise exc.cause from None
                 reason = f"{type(exc.cause).__name__} in the replica"
             except (RayError, TimeoutError, ReplicaSilentError) as exc:
@@ -272,8 +258,6 @@ class ReplicaSilentError(Exception):
 
 
 def _groups(agents: list[str]) -> list[Group]:
-    from agents.specs import SPEC_BY_NAME
-
     seen: list[Group] = []
     for name in agents:
         group = SPEC_BY_NAME[name].group

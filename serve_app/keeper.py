@@ -1,4 +1,13 @@
-"""The budget keeper: one named Ray actor per cluster that owns the Claude budget.
+"""The budget keeper: one named Ray actor per cluster that owns the Claude budget, and its client.
+
+The protocol, as every agent replica speaks it through ``KeeperClient``:
+
+    acquire(demand, timeout_s) -> max_tokens   wait for budget; BudgetTimeoutError past it
+    settle(call_id, usage, truncated)          the API answered: charge what it reported
+    release(call_id)                           the call was never answered: refund it all
+    observe(pool, headers)                     the API's remaining counts lower our buckets
+    pause(pool, seconds)                       the API said 429: grant nothing for a while
+    cancel_job(job_id), job_queue(job_id), estimated_wait(pool), snapshot(), ready()
 
 Why an actor rather than a one-replica Serve deployment: measured on this machine, a named
 async actor answers 2-3x more acquire calls per second than a deployment and costs a
@@ -6,8 +15,7 @@ fraction of a Serve handle hop in CPU; it restarts at once (``max_restarts=-1``)
 of after a health-check period; and thousands of calls can wait in it for budget without
 taking Serve request slots. With Redis configured it saves its bucket levels every second
 and restores them on restart; without Redis a restarted keeper starts with empty buckets
-(it cannot know what was spent in the last minute), and it hosts the shared store (jobs,
-caches) itself.
+(it cannot know what was spent in the last minute).
 """
 
 from __future__ import annotations
@@ -16,21 +24,20 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import ray
+import redis.asyncio as redis
+from ray.exceptions import RayError, RayTaskError
 
-from serve_app.budget import Budget, Limits, Need
+from serve_app.budget import Budget, CallDemand, Limits
 from serve_app.config import GatewayArgs
-from serve_app.store import FLIGHT_LEASE_S, MemoryStore, Store, StoredEvent, open_store
+from serve_app.errors import GatewayError, KeeperUnavailableError
 
 log = logging.getLogger("nocode.keeper")
 KEEPER_NAME = "nocode-budget-keeper"
 NAMESPACE = "nocode"
 LEVELS_KEY = "nocode:budget:levels"
-KeeperHandle = Any
-"""A Ray actor handle to the keeper (Ray's handle types are not precise enough to help)."""
 
 
 def budget_limits(args: GatewayArgs) -> dict[str, Limits]:
@@ -42,19 +49,8 @@ def budget_limits(args: GatewayArgs) -> dict[str, Limits]:
     }
 
 
-class _Flight:
-    """One single-flight computation: its answer to come, and when its leader last renewed."""
-
-    def __init__(self) -> None:
-        self.future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.renewed_at = time.monotonic()
-
-    def expired(self) -> bool:
-        return time.monotonic() - self.renewed_at > FLIGHT_LEASE_S
-
-
 class BudgetKeeper:
-    """The actor's body: a ``Budget``, the memory store when there is no Redis."""
+    """The actor's body: a ``Budget``, and its levels saved to Redis when there is one."""
 
     def __init__(self, args_json: str, redis_url: str | None) -> None:
         args = GatewayArgs.model_validate_json(args_json)
@@ -64,9 +60,7 @@ class BudgetKeeper:
         self.budget = Budget(
             budget_limits(args), start_full=args.budget.start_full and not restarted
         )
-        self._store: Store = MemoryStore()
         self._restored = False
-        self._flights: dict[tuple[str, str], _Flight] = {}
         self._saver: asyncio.Task[None] | None = None
 
     async def ready(self) -> dict[str, Any]:
@@ -77,17 +71,17 @@ class BudgetKeeper:
             self._saver = asyncio.create_task(self._save_forever())
         return {"pools": sorted(self.budget.snapshot()), "redis": bool(self._redis_url)}
 
-    async def acquire(self, need: Need, timeout_s: float) -> int:
-        return await self.budget.acquire(need, timeout_s=timeout_s)
+    async def acquire(self, demand: CallDemand, timeout_s: float) -> int:
+        return await self.budget.acquire(demand, timeout_s=timeout_s)
 
-    def settle(self, call_id: str, usage: dict[str, int], cut: bool = False) -> None:
+    def settle(self, call_id: str, usage: dict[str, int], truncated: bool = False) -> None:
         self.budget.settle(
             call_id,
             input_tokens=usage["input_tokens"],
             output_tokens=usage["output_tokens"],
             cache_write_tokens=usage.get("cache_creation_input_tokens", 0),
             cache_read_tokens=usage.get("cache_read_input_tokens", 0),
-            cut=cut,
+            truncated=truncated,
         )
 
     def release(self, call_id: str) -> None:
@@ -105,64 +99,19 @@ class BudgetKeeper:
     def job_queue(self, job_id: str) -> dict[str, float] | None:
         return self.budget.job_queue(job_id)
 
-    def estimated_wait(self, pool: str, need: Need | None = None) -> float:
-        return self.budget.estimated_wait(pool, need)
+    def estimated_wait(self, pool: str) -> float:
+        return self.budget.estimated_wait(pool)
 
     def snapshot(self) -> dict[str, Any]:
         return {"pools": self.budget.snapshot(), "grants_total": self.budget.grants_total}
 
-    async def store(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Forward a ``Store`` call to the memory store this actor hosts."""
-        result = await getattr(self._store, method)(*args, **kwargs)
-        return result
-
-    async def flight(self, namespace: str, key: str, wait_s: float) -> tuple[str, Any]:
-        """Single-flight across processes: ('value', v), ('lead', None) or ('wait', None).
-
-        'wait' means no answer within ``wait_s`` yet while the leader still renews; a
-        leader that stopped renewing (its replica died) is replaced by this caller.
-        """
-        cached = await self._store.cache_get(namespace, key)
-        if cached is not None:
-            return "value", cached
-        current = self._flights.get((namespace, key))
-        if current is None or current.future.done() or current.expired():
-            self._flights[(namespace, key)] = _Flight()
-            return "lead", None
-        try:
-            value = await asyncio.wait_for(asyncio.shield(current.future), timeout=wait_s)
-        except TimeoutError:
-            return "wait", None
-        except RuntimeError:
-            return await self.flight(namespace, key, wait_s)
-        return "value", value
-
-    def renew_flight(self, namespace: str, key: str) -> None:
-        """The leader is alive and still computing."""
-        current = self._flights.get((namespace, key))
-        if current is not None:
-            current.renewed_at = time.monotonic()
-
-    async def land(
-        self, namespace: str, key: str, value: dict[str, Any] | None, ttl_s: float
-    ) -> None:
-        """The leader's result (None: it failed, and a waiter takes over)."""
-        flight = self._flights.pop((namespace, key), None)
-        if value is not None:
-            await self._store.cache_set(namespace, key, value, ttl_s)
-        if flight is not None and not flight.future.done():
-            if value is None:
-                flight.future.set_exception(RuntimeError("the leader failed"))
-                flight.future.exception()
-            else:
-                flight.future.set_result(value)
-
     async def _restore(self) -> None:
-        import redis.asyncio as redis
-
         client = redis.from_url(str(self._redis_url))
         try:
             raw = await client.get(LEVELS_KEY)
+        except (OSError, redis.RedisError):
+            log.warning("could not read saved budget levels from Redis; starting without them")
+            return
         finally:
             await client.aclose()
         if raw:
@@ -171,8 +120,6 @@ class BudgetKeeper:
             log.info("budget levels restored from Redis")
 
     async def _save_forever(self) -> None:
-        import redis.asyncio as redis
-
         client = redis.from_url(str(self._redis_url))
         while True:
             await asyncio.sleep(1.0)
@@ -183,117 +130,70 @@ class BudgetKeeper:
                 log.warning("could not save budget levels to Redis; will retry")
 
 
-def keeper_handle(args: GatewayArgs, redis_url: str | None) -> KeeperHandle:
-    """The cluster's keeper, created on first use (get-if-exists, detached, restarting)."""
-    actor_class = ray.remote(BudgetKeeper)
-    return actor_class.options(
-        name=KEEPER_NAME,
-        namespace=NAMESPACE,
-        lifetime="detached",
-        get_if_exists=True,
-        max_restarts=-1,
-        max_task_retries=0,
-        max_concurrency=100_000,
-        num_cpus=0,
-    ).remote(args.model_dump_json(), redis_url)
+class KeeperClient:
+    """The keeper's protocol, typed, over its actor handle; unreachable means 503."""
 
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
 
-class ActorStore(Store):
-    """The ``Store`` interface served by the keeper's memory store, from any process."""
-
-    def __init__(self, keeper: KeeperHandle) -> None:
-        self._keeper = keeper
-
-    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return await self._keeper.store.remote(method, *args, **kwargs)
-
-    async def create_job(self, job: Any) -> None:
-        await self._call("create_job", job)
-
-    async def get_job(self, job_id: str) -> Any:
-        return await self._call("get_job", job_id)
-
-    async def update_job(self, job_id: str, **fields: Any) -> Any:
-        return await self._call("update_job", job_id, **fields)
-
-    async def append_event(self, job_id: str, event: str, data: dict[str, Any]) -> int:
-        result: int = await self._call("append_event", job_id, event, data)
-        return result
-
-    async def read_events(
-        self, job_id: str, after: int = 0, *, block_s: float = 0.0
-    ) -> list[StoredEvent]:
-        result: list[StoredEvent] = await self._call("read_events", job_id, after, block_s=block_s)
-        return result
-
-    async def claim_dedup(self, key: str, job_id: str, ttl_s: float) -> str | None:
-        result: str | None = await self._call("claim_dedup", key, job_id, ttl_s)
-        return result
-
-    async def release_dedup(self, key: str, job_id: str) -> None:
-        await self._call("release_dedup", key, job_id)
-
-    async def hit_rate_limit(self, key: str, limit: int, window_s: float) -> Any:
-        return await self._call("hit_rate_limit", key, limit, window_s)
-
-    async def cache_get(self, namespace: str, key: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = await self._call("cache_get", namespace, key)
-        return result
-
-    async def cache_set(
-        self, namespace: str, key: str, value: dict[str, Any], ttl_s: float
-    ) -> None:
-        await self._call("cache_set", namespace, key, value, ttl_s)
-
-    async def single_flight(
-        self,
-        namespace: str,
-        key: str,
-        compute: Callable[[], Awaitable[dict[str, Any]]],
-        ttl_s: float,
-        wait_s: float,
-    ) -> tuple[dict[str, Any], bool]:
-        deadline = time.monotonic() + wait_s
-        while True:
-            poll = min(FLIGHT_LEASE_S, max(0.0, deadline - time.monotonic()))
-            state, value = await self._keeper.flight.remote(namespace, key, poll)
-            if state == "lead":
-                break
-            if state == "value":
-                return value, False
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"no value for {namespace!r} from another caller in {wait_s} s")
-        renewer = asyncio.create_task(self._renew(namespace, key))
+    async def _call(self, method: str, *args: Any) -> Any:
         try:
-            value = await compute()
-        except BaseException:
-            await self._keeper.land.remote(namespace, key, None, ttl_s)
+            return await getattr(self.actor, method).remote(*args)
+        except RayTaskError as exc:
+            if isinstance(exc.cause, GatewayError):
+                raise exc.cause from None
             raise
-        finally:
-            renewer.cancel()
-        await self._keeper.land.remote(namespace, key, value, ttl_s)
-        return value, True
+        except RayError as exc:
+            raise KeeperUnavailableError(
+                f"the budget keeper is unavailable: {type(exc).__name__}"
+            ) from exc
 
-    async def _renew(self, namespace: str, key: str) -> None:
-        while True:
-            await asyncio.sleep(FLIGHT_LEASE_S / 3)
-            await self._keeper.renew_flight.remote(namespace, key)
+    async def ready(self) -> dict[str, Any]:
+        return cast(dict[str, Any], await self._call("ready"))
 
-    async def stale_jobs(self, older_than_s: float) -> list[Any]:
-        result: list[Any] = await self._call("stale_jobs", older_than_s)
-        return result
+    async def acquire(self, demand: CallDemand, timeout_s: float) -> int:
+        """The ``max_tokens`` to send once budget is granted; ``BudgetTimeoutError`` if not."""
+        return cast(int, await self._call("acquire", demand, timeout_s))
 
-    async def expire_job(self, job_id: str, ttl_s: float) -> None:
-        await self._call("expire_job", job_id, ttl_s)
+    async def settle(self, call_id: str, usage: dict[str, int], truncated: bool) -> None:
+        await self._call("settle", call_id, usage, truncated)
 
-    async def ping(self) -> bool:
-        result: bool = await self._call("ping")
-        return result
+    async def release(self, call_id: str) -> None:
+        await self._call("release", call_id)
 
-    async def close(self) -> None:
-        return None
+    async def observe(self, pool: str, headers: dict[str, str]) -> None:
+        await self._call("observe", pool, headers)
+
+    async def pause(self, pool: str, seconds: float) -> None:
+        await self._call("pause", pool, seconds)
+
+    async def cancel_job(self, job_id: str) -> int:
+        return cast(int, await self._call("cancel_job", job_id))
+
+    async def job_queue(self, job_id: str) -> dict[str, float] | None:
+        return cast(dict[str, float] | None, await self._call("job_queue", job_id))
+
+    async def estimated_wait(self, pool: str) -> float:
+        return cast(float, await self._call("estimated_wait", pool))
+
+    async def snapshot(self) -> dict[str, Any]:
+        return cast(dict[str, Any], await self._call("snapshot"))
 
 
-def shared_store(keeper: KeeperHandle, redis_url: str | None) -> Store:
-    """Redis when configured, else the keeper's memory store."""
-    return open_store(redis_url) if redis_url else ActorStore(keeper)
+def keeper_client(args: GatewayArgs, redis_url: str | None) -> KeeperClient:
+    """The cluster's keeper, created on first use (get-if-exists, detached, restarting)."""
+    actor = (
+        ray.remote(BudgetKeeper)
+        .options(
+            name=KEEPER_NAME,
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            max_restarts=-1,
+            max_task_retries=0,
+            max_concurrency=100_000,
+            num_cpus=0,
+        )
+        .remote(args.model_dump_json(), redis_url)
+    )
+    return KeeperClient(actor)

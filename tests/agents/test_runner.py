@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from agents.config import SONNET_5_5, PipelineConfig, Price
-from agents.errors import AgentOutputError, NocodeError
+from agents.errors import AgentOutputError, PipelineError
 from agents.prompting import AgentTask, GenerationContext
 from agents.specs import SPEC_BY_NAME, SPECS
 from agents.usage import CallUsage
@@ -37,7 +37,7 @@ async def test_schema_violations_get_a_repair_call_then_a_typed_error(make_pipel
         await runner.run(task("review"))
     assert err.value.fields["agent"] == "review"
     assert len(err.value.fields["usage"]) == 2, "one call and one repair, both accounted"
-    assert err.value.status == 502
+    assert err.value.type == "agent_output_invalid"
 
 
 async def test_a_repair_can_succeed(make_pipeline: Any) -> None:
@@ -59,7 +59,7 @@ def test_agent_errors_survive_pickling() -> None:
 
     error = AgentOutputError("bad", agent="review", problems=["x: required"])
     again = pickle.loads(pickle.dumps(error))
-    assert isinstance(again, NocodeError)
+    assert isinstance(again, PipelineError)
     assert again.fields == {"agent": "review", "problems": ["x: required"]}
     assert again.to_json()["type"] == "agent_output_invalid"
 

@@ -76,6 +76,7 @@ def gateway(
     from claude_sim.deployment import build_sim_app
     from serve_app.app import build_app
     from serve_app.keeper import KEEPER_NAME, NAMESPACE
+    from serve_app.store.actor import STORE_ACTOR_NAME
 
     base = f"http://127.0.0.1:{ray_serve[0]}"
     limits = {p: SIM_LIMITS for p in ("haiku", "sonnet", "opus")}
@@ -124,3 +125,4 @@ def gateway(
     serve.delete("gateway")
     serve.delete("claude-sim")
     ray.kill(ray.get_actor(KEEPER_NAME, namespace=NAMESPACE))
+    ray.kill(ray.get_actor(STORE_ACTOR_NAME, namespace=NAMESPACE))

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from agents.errors import BudgetTimeoutError, CancelledError
-from serve_app.budget import Budget, Limits, Need
+from serve_app.errors import BudgetTimeoutError, CancelledError
+from serve_app.budget import Budget, Limits, CallDemand
 
 
 def need(
@@ -19,8 +19,8 @@ def need(
     out: int = 10,
     job: str | None = None,
     priority: str = "interactive",
-) -> Need:
-    return Need(call_id, "sonnet", tokens, out, user=user, job_id=job, priority=priority)  # type: ignore[arg-type]
+) -> CallDemand:
+    return CallDemand(call_id, "sonnet", tokens, out, user=user, job_id=job, priority=priority)  # type: ignore[arg-type]
 
 
 async def test_grants_within_limits_and_waits_for_refill() -> None:
@@ -141,14 +141,16 @@ async def test_utilisation_is_measured_on_settled_usage() -> None:
 async def test_max_tokens_is_right_sized_from_answers_and_reset_when_cut() -> None:
     budget = Budget({"sonnet": Limits(rpm=600, itpm=10**6, otpm=10**6)})
 
-    async def call(call_id: str, produced: int, *, cut: bool = False, exact: bool = False) -> int:
-        ask = Need(call_id, "sonnet", 10, 4000, tag="review", exact=exact)
+    async def call(
+        call_id: str, produced: int, *, truncated: bool = False, full: bool = False
+    ) -> int:
+        ask = CallDemand(call_id, "sonnet", 10, 4000, tag="review", full_output=full)
         granted = await budget.acquire(ask, timeout_s=1)
-        budget.settle(call_id, input_tokens=10, output_tokens=produced, cut=cut)
+        budget.settle(call_id, input_tokens=10, output_tokens=produced, truncated=truncated)
         return granted
 
     assert [await call(f"w{i}", 300) for i in range(3)] == [4000, 4000, 4000]
     assert await call("sized", 200) == 375
-    assert await call("cut", 375, cut=True) == 375
+    assert await call("cut", 375, truncated=True) == 375
     assert await call("after-cut", 300) == 4000, "a cut answer resets the bound"
-    assert await call("retry", 900, exact=True) == 4000
+    assert await call("retry", 900, full=True) == 4000

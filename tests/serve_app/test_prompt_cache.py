@@ -9,7 +9,7 @@ from agents.prompting import AgentTask, GenerationContext, build_request
 from agents.samples import landing_page
 from agents.specs import SPEC_BY_NAME
 from claude_sim import SimConfig, create_app
-from serve_app.budget import Budget, Limits, Need
+from serve_app.budget import Budget, Limits, CallDemand
 from serve_app.prompt_cache import prompt_shape
 from tests.claude_sim.conftest import sdk
 
@@ -32,8 +32,8 @@ async def test_reservation_equals_what_the_simulator_charges_once_warm() -> None
     for n, agent in enumerate(["styles", "animation", "styles", "layout_analyzer"]):
         params = request(agent, "Make the hero bolder" if n < 3 else "Add a FAQ section")
         shape = prompt_shape(params)
-        need = Need(f"c{n}", "haiku", shape.total, params["max_tokens"], shape=shape)
-        await budget.acquire(need, timeout_s=1)
+        demand = CallDemand(f"c{n}", "haiku", shape.total, params["max_tokens"], shape=shape)
+        await budget.acquire(demand, timeout_s=1)
         reserved.append(budget._granted[f"c{n}"].input_tokens)
         reply = await client.messages.create(**params)
         usage = reply.usage

@@ -8,11 +8,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import ray
 import redis.asyncio as redis
 from pydantic import ValidationError
 
-from serve_app.redis_store import RedisStore
-from serve_app.store import JobRecord, MemoryStore, Store, StoreUnavailableError, open_store
+from serve_app.errors import StoreUnavailableError
+from serve_app.store import JobRecord, Store, open_store
+from serve_app.store.actor import ActorStore
+from serve_app.store.memory import MemoryStore
+from serve_app.store.redis_backend import RedisStore
 from tests.conftest import RedisServer, free_port
 
 
@@ -32,20 +36,30 @@ def new_job(job_id: str = "job-1", **fields: Any) -> JobRecord:
     )
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def store_url(request: pytest.FixtureRequest) -> str | None:
-    """No URL for the memory store, the test Redis for the Redis one."""
+BACKENDS = [
+    "memory",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("actor", marks=pytest.mark.ray),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """Each backend: in memory, in a real Redis, and hosted by a Ray actor (a fresh one)."""
     if request.param == "memory":
-        return None
-    url: str = request.getfixturevalue("redis_url")
-    return url
-
-
-@pytest.fixture
-async def store(store_url: str | None) -> AsyncIterator[Store]:
-    opened = open_store(store_url)
+        opened: Store = MemoryStore()
+    elif request.param == "redis":
+        opened = RedisStore(request.getfixturevalue("redis_url"))
+    else:
+        request.getfixturevalue("ray_serve")
+        actor = ray.remote(MemoryStore).options(max_concurrency=1000, num_cpus=0).remote()
+        opened = ActorStore(actor)
+        # Started before the test, so its timings measure the store, not an actor's start.
+        assert await opened.ping() is True
     yield opened
     await opened.close()
+    if request.param == "actor":
+        ray.kill(actor)
 
 
 async def test_open_store_picks_the_backend(redis_url: str) -> None:
@@ -55,6 +69,29 @@ async def test_open_store_picks_the_backend(redis_url: str) -> None:
     assert isinstance(remote, RedisStore)
     assert await remote.ping() is True
     await remote.close()
+
+
+@pytest.mark.ray
+async def test_the_cluster_scope_without_redis_is_the_shared_store_actor(
+    ray_serve: tuple[int, int],
+) -> None:
+    one, other = open_store(None, scope="cluster"), open_store("", scope="cluster")
+    assert isinstance(one, ActorStore)
+    assert isinstance(other, ActorStore)
+    await one.cache_set("test-scope", "k", {"seen": "by both"}, 5)
+    assert await other.cache_get("test-scope", "k") == {"seen": "by both"}
+    assert isinstance(open_store("redis://127.0.0.1:1/0", scope="cluster"), RedisStore)
+
+
+@pytest.mark.ray
+async def test_a_dead_store_actor_is_unavailable_not_a_crash(ray_serve: tuple[int, int]) -> None:
+    actor = ray.remote(MemoryStore).options(num_cpus=0).remote()
+    store = ActorStore(actor)
+    await store.create_job(new_job())
+    ray.kill(actor)
+    with pytest.raises(StoreUnavailableError, match="store actor is unavailable"):
+        await store.get_job("job-1")
+    assert await store.ping() is False
 
 
 async def test_job_create_get_update(store: Store) -> None:

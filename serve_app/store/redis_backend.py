@@ -1,9 +1,10 @@
-"""The Redis backend of `serve_app.store`: state every replica shares and that outlives them.
+"""The Redis backend: state every replica shares and that outlives them.
 
 Keys, all under the prefix: `job:<id>` (the record as JSON), `events:<id>` (a stream),
 `jobs:live` (ids of unfinished jobs, so `stale_jobs` never scans the keyspace), `dedup:<key>`,
-`rate:<key>` (GCRA's next-turn time), `cache:<ns>:<key>` and `flight:<ns>:<key>` (the lock
-of the caller computing that value). Needs a standalone Redis 7.0 or later (`SET NX GET`).
+`rate:<key>` (GCRA's next-turn time), `cache:<ns>:<key>`, and leases under their own names
+(`flight:<ns>:<key>`: the caller computing that value). Needs a standalone Redis 7.0 or
+later (`SET NX GET`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import contextlib
 import json
 import math
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterator
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -25,19 +24,18 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError, WatchError
 from redis.typing import XReadResponse
 
-from serve_app.store import (
-    FLIGHT_LEASE_S,
+from serve_app.errors import StoreUnavailableError
+from serve_app.store.base import (
     TERMINAL,
     JobRecord,
-    StoreBackend,
+    Store,
     StoredEvent,
-    StoreUnavailableError,
     cache_key,
     is_stale,
     updated_job,
 )
 
-_FLIGHT_POLL_S = 0.05
+_LEASE_POLL_S = 0.05
 # Below the socket timeout, so that a long blocking read is never taken for a dead server.
 _MAX_BLOCK_MS = 5_000
 _SOCKET_TIMEOUT_S = 10.0
@@ -106,7 +104,7 @@ def _stored_events(reply: XReadResponse) -> list[StoredEvent]:
     ]
 
 
-class RedisStore(StoreBackend):
+class RedisStore(Store):
     """The store in Redis: shared by every replica, kept across their restarts."""
 
     def __init__(self, url: str, *, prefix: str = "nocode:") -> None:
@@ -214,7 +212,7 @@ class RedisStore(StoreBackend):
         with self._guard():
             await self._delete_if_equals(keys=[self._key("dedup", key)], args=[job_id])
 
-    async def _take_turn(self, key: str, limit: int, window_s: float) -> tuple[bool, float]:
+    async def take_turn(self, key: str, limit: int, window_s: float) -> tuple[bool, float]:
         window_us = round(window_s * 1_000_000)
         with self._guard():
             allowed, backlog_us = await self._take_turn_script(
@@ -239,37 +237,23 @@ class RedisStore(StoreBackend):
                 self._key("cache", cache_key(namespace, key)), payload, px=_ms(ttl_s)
             )
 
-    async def _lead_flight(
-        self, namespace: str, key: str
-    ) -> AbstractAsyncContextManager[None] | None:
-        lock = self._key("flight", cache_key(namespace, key))
-        token = uuid.uuid4().hex
+    async def acquire_lease(self, name: str, token: str, ttl_s: float) -> bool:
         with self._guard():
-            taken = await self._redis.set(lock, token, nx=True, px=_ms(FLIGHT_LEASE_S))
-        return self._flight(lock, token) if taken else None
+            return bool(await self._redis.set(self._prefix + name, token, nx=True, px=_ms(ttl_s)))
 
-    @contextlib.asynccontextmanager
-    async def _flight(self, lock: str, token: str) -> AsyncIterator[None]:
-        keeper = asyncio.create_task(self._keep_lock(lock, token))
-        try:
-            yield
-        finally:
-            keeper.cancel()
-            # If Redis is away the lock simply expires; the caller's own outcome matters more.
-            with contextlib.suppress(StoreUnavailableError), self._guard():
-                await self._delete_if_equals(keys=[lock], args=[token])
+    async def renew_lease(self, name: str, token: str, ttl_s: float) -> bool:
+        with self._guard():
+            return bool(
+                await self._extend_if_equals(keys=[self._prefix + name], args=[token, _ms(ttl_s)])
+            )
 
-    async def _keep_lock(self, lock: str, token: str) -> None:
-        """Keep a live leader's lock from expiring, so only a dead one's is taken over."""
-        while True:
-            await asyncio.sleep(FLIGHT_LEASE_S / 3)
-            # A failed renewal is retried on the next round, well before the lock runs out.
-            with contextlib.suppress(StoreUnavailableError), self._guard():
-                await self._extend_if_equals(keys=[lock], args=[token, _ms(FLIGHT_LEASE_S)])
+    async def release_lease(self, name: str, token: str) -> None:
+        with self._guard():
+            await self._delete_if_equals(keys=[self._prefix + name], args=[token])
 
-    async def _wait_flight(self, namespace: str, key: str, timeout_s: float) -> None:
-        # Polling rather than pub/sub: it also notices a dead leader's lock running out.
-        await asyncio.sleep(min(_FLIGHT_POLL_S, timeout_s))
+    async def wait_lease(self, name: str, timeout_s: float) -> None:
+        # Polling rather than pub/sub: it also notices a dead holder's lease running out.
+        await asyncio.sleep(min(_LEASE_POLL_S, timeout_s))
 
     async def stale_jobs(self, older_than_s: float) -> list[JobRecord]:
         cutoff = time.time() - older_than_s

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from agents.ops import Op, apply_ops
+from agents.apply import apply_ops
+from agents.ops import Op
 from tests.agents.test_page import sample_page
 
 OPS: TypeAdapter[list[Op]] = TypeAdapter(list[Op])

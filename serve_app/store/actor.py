@@ -1,0 +1,152 @@
+"""The memory store hosted in one named Ray actor, and the typed client every replica uses.
+
+Without Redis, replicas still need one shared store (a job started on one ingress replica
+is streamed by another, agent replicas share the call cache). The actor hosts a
+`MemoryStore`; `ActorStore` is the `Store` interface over its handle, each method one
+actor call. What the host cannot answer (it is restarting, its node died) reaches callers
+as `StoreUnavailableError`. Like any memory store, its contents die with it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar, cast
+
+import ray
+from ray.exceptions import RayError
+
+from serve_app.errors import StoreUnavailableError
+from serve_app.store.base import JobRecord, Store, StoredEvent
+from serve_app.store.memory import MemoryStore
+
+STORE_ACTOR_NAME = "nocode-store"
+NAMESPACE = "nocode"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def store_actor() -> Any:
+    """The cluster's store actor, created on first use (get-if-exists, detached, restarting)."""
+    return (
+        ray.remote(MemoryStore)
+        .options(
+            name=STORE_ACTOR_NAME,
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            max_restarts=-1,
+            max_task_retries=0,
+            max_concurrency=100_000,
+            num_cpus=0,
+        )
+        .remote()
+    )
+
+
+def _reached(
+    method: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Turn a failed actor call into `StoreUnavailableError`; the store's own errors pass."""
+
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except (KeyError, ValueError):
+            raise
+        except RayError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, KeyError | ValueError):
+                raise cause from None
+            raise StoreUnavailableError(
+                f"the store actor is unavailable: {type(exc).__name__}"
+            ) from exc
+
+    return call
+
+
+class ActorStore(Store):
+    """The `Store` interface served by the store actor, from any process of the cluster."""
+
+    def __init__(self, actor: Any) -> None:
+        self._actor = actor
+
+    @_reached
+    async def create_job(self, job: JobRecord) -> None:
+        await self._actor.create_job.remote(job)
+
+    @_reached
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        return cast(JobRecord | None, await self._actor.get_job.remote(job_id))
+
+    @_reached
+    async def update_job(self, job_id: str, **fields: Any) -> JobRecord:
+        return cast(JobRecord, await self._actor.update_job.remote(job_id, **fields))
+
+    @_reached
+    async def append_event(self, job_id: str, event: str, data: dict[str, Any]) -> int:
+        return cast(int, await self._actor.append_event.remote(job_id, event, data))
+
+    @_reached
+    async def read_events(
+        self, job_id: str, after: int = 0, *, block_s: float = 0.0
+    ) -> list[StoredEvent]:
+        events = await self._actor.read_events.remote(job_id, after, block_s=block_s)
+        return cast(list[StoredEvent], events)
+
+    @_reached
+    async def claim_dedup(self, key: str, job_id: str, ttl_s: float) -> str | None:
+        return cast(str | None, await self._actor.claim_dedup.remote(key, job_id, ttl_s))
+
+    @_reached
+    async def release_dedup(self, key: str, job_id: str) -> None:
+        await self._actor.release_dedup.remote(key, job_id)
+
+    @_reached
+    async def take_turn(self, key: str, limit: int, window_s: float) -> tuple[bool, float]:
+        return cast(tuple[bool, float], await self._actor.take_turn.remote(key, limit, window_s))
+
+    @_reached
+    async def cache_get(self, namespace: str, key: str) -> dict[str, Any] | None:
+        return cast(dict[str, Any] | None, await self._actor.cache_get.remote(namespace, key))
+
+    @_reached
+    async def cache_set(
+        self, namespace: str, key: str, value: dict[str, Any], ttl_s: float
+    ) -> None:
+        await self._actor.cache_set.remote(namespace, key, value, ttl_s)
+
+    @_reached
+    async def acquire_lease(self, name: str, token: str, ttl_s: float) -> bool:
+        return cast(bool, await self._actor.acquire_lease.remote(name, token, ttl_s))
+
+    @_reached
+    async def renew_lease(self, name: str, token: str, ttl_s: float) -> bool:
+        return cast(bool, await self._actor.renew_lease.remote(name, token, ttl_s))
+
+    @_reached
+    async def release_lease(self, name: str, token: str) -> None:
+        await self._actor.release_lease.remote(name, token)
+
+    @_reached
+    async def wait_lease(self, name: str, timeout_s: float) -> None:
+        await self._actor.wait_lease.remote(name, timeout_s)
+
+    @_reached
+    async def stale_jobs(self, older_than_s: float) -> list[JobRecord]:
+        return cast(list[JobRecord], await self._actor.stale_jobs.remote(older_than_s))
+
+    @_reached
+    async def expire_job(self, job_id: str, ttl_s: float) -> None:
+        await self._actor.expire_job.remote(job_id, ttl_s)
+
+    async def ping(self) -> bool:
+        try:
+            return cast(bool, await self._actor.ping.remote())
+        except RayError:
+            return False
+
+    async def close(self) -> None:
+        """Nothing to release: the actor outlives its clients."""

@@ -1,0 +1,186 @@
+"""The store's interface and its records: jobs, their event logs, dedup, rates, caches, leases.
+
+Every ingress and agent replica talks to one `Store`. The backends (`memory`, `redis_backend`,
+`actor`) implement only atomic primitives; the rate limit and single-flight built on them
+are here, once (`primitives`). All backends behave the same, down to values coming back as
+fresh JSON copies; the store tests run every one of them.
+
+Tenant isolation is the caller's job: the store never knows who asks, so every dedup, rate
+and cache key it is handed must already include the tenant, and a job read by id must be
+checked against its `tenant` before it is shown. Values are plain JSON and hold no secrets.
+A backend that cannot reach its server raises `StoreUnavailableError` (503 to clients).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from serve_app.store.primitives import RateDecision, check_rate, rate_decision, single_flight
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class JobRecord(BaseModel):
+    """One generation job, as every replica sees it."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    job_id: str
+    """Unique opaque id; also names the job's event log."""
+    tenant: str
+    """Tenant owning the job: any other tenant must get 404 for it."""
+    user_id: str
+    """End user inside the tenant (the API key when the request named none)."""
+    page_id: str
+    """Page being generated."""
+    status: JobStatus = "queued"
+    """Where the job stands; the statuses in `TERMINAL` mean it has ended."""
+    request: dict[str, Any]
+    """The generate body as accepted, so that another replica can run the job again."""
+    plan: list[str] = []
+    """Agents that will run."""
+    skipped: list[str] = []
+    """Agents the planner left out."""
+    dedup_key: str | None = None
+    """Key the job holds through `Store.claim_dedup`, to release when it ends."""
+    created_at: float
+    """Unix time the job was accepted."""
+    updated_at: float
+    """Unix time of the last `Store.update_job`."""
+    result: dict[str, Any] | None = None
+    """Data of the job's `result` event, once it succeeded."""
+    error: dict[str, Any] | None = None
+    """Data of the job's `error` event, once it failed or was cancelled."""
+    owner: str | None = None
+    """Id of the replica running the job."""
+    heartbeat_at: float | None = None
+    """Unix time the owner last said it is alive; `Store.stale_jobs` reads it."""
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One SSE event of a job: `id` counts 1, 2, 3... within the job."""
+
+    id: int
+    event: str
+    data: dict[str, Any]
+
+
+def updated_job(job: JobRecord, fields: dict[str, Any]) -> JobRecord:
+    """`job` with `fields` changed and `updated_at` now, validated as strictly as a new record."""
+    return JobRecord.model_validate({**job.model_dump(), **fields, "updated_at": time.time()})
+
+
+def is_stale(job: JobRecord, cutoff: float) -> bool:
+    """Whether `job` should be running but nobody has vouched for it since `cutoff`."""
+    seen = job.updated_at if job.heartbeat_at is None else job.heartbeat_at
+    return job.status not in TERMINAL and seen < cutoff
+
+
+def cache_key(namespace: str, key: str) -> str:
+    """The one name every backend gives a cached value."""
+    return f"{namespace}:{key}"
+
+
+class Store(ABC):
+    """The gateway's shared state; every method is safe under concurrent callers."""
+
+    @abstractmethod
+    async def create_job(self, job: JobRecord) -> None:
+        """Store a new job; `ValueError` if its id is taken."""
+
+    @abstractmethod
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        """The job, or None if it never existed or has expired."""
+
+    @abstractmethod
+    async def update_job(self, job_id: str, **fields: Any) -> JobRecord:
+        """Change some fields and `updated_at`; `KeyError` if the job is missing."""
+
+    @abstractmethod
+    async def append_event(self, job_id: str, event: str, data: dict[str, Any]) -> int:
+        """Add an event to the job's log and return its id (1, 2, 3...); `KeyError` if missing."""
+
+    @abstractmethod
+    async def read_events(
+        self, job_id: str, after: int = 0, *, block_s: float = 0.0
+    ) -> list[StoredEvent]:
+        """The events with id > `after`, in order; if none yet, wait up to `block_s` for some."""
+
+    @abstractmethod
+    async def claim_dedup(self, key: str, job_id: str, ttl_s: float) -> str | None:
+        """Bind a free `key` to `job_id` for `ttl_s` and return None, else the job bound to it."""
+
+    @abstractmethod
+    async def release_dedup(self, key: str, job_id: str) -> None:
+        """Free `key` if it is still bound to `job_id` (a later job's claim stays)."""
+
+    @abstractmethod
+    async def take_turn(self, key: str, limit: int, window_s: float) -> tuple[bool, float]:
+        """One atomic GCRA step: (allowed, seconds until the key's budget is whole again)."""
+
+    @abstractmethod
+    async def cache_get(self, namespace: str, key: str) -> dict[str, Any] | None:
+        """The cached value, or None if missing or expired."""
+
+    @abstractmethod
+    async def cache_set(
+        self, namespace: str, key: str, value: dict[str, Any], ttl_s: float
+    ) -> None:
+        """Cache `value` for `ttl_s` seconds."""
+
+    @abstractmethod
+    async def acquire_lease(self, name: str, token: str, ttl_s: float) -> bool:
+        """Hold `name` for `ttl_s` under `token` if nobody holds it; whether it was taken."""
+
+    @abstractmethod
+    async def renew_lease(self, name: str, token: str, ttl_s: float) -> bool:
+        """Extend the lease if `token` still holds it; whether it did."""
+
+    @abstractmethod
+    async def release_lease(self, name: str, token: str) -> None:
+        """Let go of `name` if `token` holds it."""
+
+    @abstractmethod
+    async def wait_lease(self, name: str, timeout_s: float) -> None:
+        """Return once `name` may have been let go (or run out), or after `timeout_s`."""
+
+    @abstractmethod
+    async def stale_jobs(self, older_than_s: float) -> list[JobRecord]:
+        """Queued or running jobs nobody has vouched for in `older_than_s`: their replica died."""
+
+    @abstractmethod
+    async def expire_job(self, job_id: str, ttl_s: float) -> None:
+        """Drop the job and its events `ttl_s` from now (a missing job is ignored)."""
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """Whether the backing store answers."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections; the store is not used afterwards."""
+
+    async def hit_rate_limit(self, key: str, limit: int, window_s: float) -> RateDecision:
+        """Count one hit on `key` if allowed: a burst of `limit`, then one per window/limit."""
+        check_rate(limit, window_s)
+        allowed, backlog_s = await self.take_turn(key, limit, window_s)
+        return rate_decision(allowed, backlog_s, limit, window_s)
+
+    async def single_flight(
+        self,
+        namespace: str,
+        key: str,
+        compute: Callable[[], Awaitable[dict[str, Any]]],
+        ttl_s: float,
+        wait_s: float,
+    ) -> tuple[dict[str, Any], bool]:
+        """See `primitives.single_flight`: computed once across every replica."""
+        return await single_flight(self, namespace, key, compute, ttl_s, wait_s)

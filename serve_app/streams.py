@@ -1,0 +1,109 @@
+"""A job's events as a Server-Sent Events stream, and the reply that starts one.
+
+Events come from the replica's shared feed of the job (``event_feed``), with ``: ping``
+comments while idle; the stream ends after ``result`` or ``error``. Once it has started,
+a failure (the store unreachable) travels inside it as a typed ``error`` event. A client
+that goes away simply stops the generator: the job runs on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from serve_app.errors import StoreUnavailableError
+from serve_app.event_feed import EventFeeds
+from serve_app.store import JobRecord, Store, StoredEvent
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+EXPIRY_CHECK_EVERY = 10
+"""Idle pings between two checks that the job still exists (it may have expired)."""
+
+
+def frame(event: StoredEvent) -> bytes:
+    """One event in SSE wire form."""
+    return f"id: {event.id}\nevent: {event.event}\ndata: {json.dumps(event.data)}\n\n".encode()
+
+
+def accepted_event(job: JobRecord, *, deduplicated: bool, cached: bool) -> dict[str, Any]:
+    """The data of a job's ``accepted`` event."""
+    return {
+        "job_id": job.job_id,
+        "plan": job.plan,
+        "skipped": job.skipped,
+        "deduplicated": deduplicated,
+        "cached": cached,
+    }
+
+
+class JobStreams:
+    """This replica's SSE streams of jobs."""
+
+    def __init__(self, store: Store, feeds: EventFeeds, ping_interval_s: float) -> None:
+        self._store = store
+        self._feeds = feeds
+        self._ping_interval_s = ping_interval_s
+
+    def reply(
+        self,
+        job: JobRecord,
+        stream: bool,
+        *,
+        deduplicated: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """A stream of ``job`` from its start, or ``202`` with where to find it."""
+        if not stream:
+            return JSONResponse(
+                {
+                    "job_id": job.job_id,
+                    "status_url": f"/v1/jobs/{job.job_id}",
+                    "events_url": f"/v1/jobs/{job.job_id}/events",
+                    "deduplicated": deduplicated,
+                },
+                status_code=202,
+                headers=dict(headers or {}),
+            )
+        # An attached client gets its own `accepted`, saying so, in place of the job's first.
+        first = None
+        if deduplicated:
+            first = StoredEvent(1, "accepted", accepted_event(job, deduplicated=True, cached=False))
+        return self.response(job.job_id, 1 if first else 0, first, headers)
+
+    def response(
+        self,
+        job_id: str,
+        after: int,
+        first: StoredEvent | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> StreamingResponse:
+        """The SSE reply of ``job_id``'s events after ``after``."""
+        return StreamingResponse(
+            self.events(job_id, after, first),
+            media_type="text/event-stream",
+            headers={**SSE_HEADERS, **dict(headers or {})},
+        )
+
+    async def events(
+        self, job_id: str, after: int, first: StoredEvent | None = None
+    ) -> AsyncIterator[bytes]:
+        """A job's events after ``after``, with pings while idle; ends at result or error."""
+        if first is not None:
+            yield frame(first)
+        idle = 0
+        try:
+            async for batch in self._feeds.follow(job_id, after, self._ping_interval_s):
+                for event in batch:
+                    yield frame(event)
+                    after = event.id
+                if batch:
+                    continue
+                idle += 1
+                if idle % EXPIRY_CHECK_EVERY == 0 and await self._store.get_job(job_id) is None:
+                    return
+                yield b": ping\n\n"
+        except StoreUnavailableError as exc:
+            yield frame(StoredEvent(after, "error", exc.to_json()))

@@ -142,12 +142,12 @@ class Pipeline:
         on_event: OnEvent | None = None,
     ) -> GenerationResult:
         plan = plan or make_plan(request)
-        run = _Run(self._call, request, plan, await self.context(request), on_event)
+        run = _GenerationRun(self._call, request, plan, await self.context(request), on_event)
         await run.execute()
         return run.result(self._config)
 
 
-class _Run:
+class _GenerationRun:
     """One generation in progress."""
 
     def __init__(

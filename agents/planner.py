@@ -289,14 +289,14 @@ def plan_instruction(instruction: str, *, has_page: bool | None = None) -> Plan:
     negated: Scores = {}
     for tokens in clauses:
         text = " ".join(tokens)
-        cut = text[: m.start()].count(" ") if (m := _TRIGGER.search(text)) else len(tokens)
-        for part, bucket in ((tokens[:cut], main), (tokens[cut:], trigger)):
+        trigger_at = text[: m.start()].count(" ") if (m := _TRIGGER.search(text)) else len(tokens)
+        for part, bucket in ((tokens[:trigger_at], main), (tokens[trigger_at:], trigger)):
             for i, group, weight in _cues(part):
                 window = set(part[max(0, i - 3) : i])
                 # "no more animations" asks to remove them; "without animations" rules them out.
                 ruled_out = bool(window & _NEGATORS) and not window & {"more", "longer"}
                 _note(negated if ruled_out else bucket, group, weight)
-        for group, weight in _structure(tokens[:cut]):
+        for group, weight in _structure(tokens[:trigger_at]):
             _note(main, group, weight)
     new_page = has_page is False or bool(_NEW_PAGE.search(" ".join(map(" ".join, clauses))))
     muted = None if new_page else _mute(main)
@@ -333,7 +333,7 @@ class PlannerReport:
 
 def evaluate(rows: Iterable[tuple[str, Sequence[str]]]) -> PlannerReport:
     """Plan every (instruction, needed groups) row and score the plans against the labels."""
-    n = exact = kept = needed = predicted = calls = 0
+    n = exact_sets = kept = needed = predicted = calls = 0
     hits: dict[Group, list[int]] = {g: [0, 0] for g in GROUPS}
     mistakes = []
     for instruction, needs in rows:
@@ -341,7 +341,7 @@ def evaluate(rows: Iterable[tuple[str, Sequence[str]]]) -> PlannerReport:
             raise ValueError(f"unknown groups {sorted(unknown)} for {instruction!r}")
         plan = plan_instruction(instruction)
         got, want = set(plan.needs), set(needs)
-        n, exact, calls = n + 1, exact + (got == want), calls + len(plan.agents)
+        n, exact_sets, calls = n + 1, exact_sets + (got == want), calls + len(plan.agents)
         kept, needed, predicted = kept + len(got & want), needed + len(want), predicted + len(got)
         for group in GROUPS:
             hits[group][0] += group in want and group in got
@@ -350,7 +350,7 @@ def evaluate(rows: Iterable[tuple[str, Sequence[str]]]) -> PlannerReport:
             mistakes.append((instruction, tuple(needs), plan.needs))
     return PlannerReport(
         n=n,
-        exact_accuracy=exact / n if n else 0.0,
+        exact_accuracy=exact_sets / n if n else 0.0,
         recall=kept / needed if needed else 1.0,
         precision=kept / predicted if predicted else 1.0,
         agent_calls_saved=1 - calls / (len(ALL_AGENTS) * n) if n else 0.0,

@@ -26,6 +26,27 @@ LIMITS = {
 }
 
 
+def mode_row(mode: str, r: dict[str, Any]) -> list[Any]:
+    """One OTPM mode's line of the report: throughput, the binding limit, fates."""
+    usage = r["usage_of_limits"]
+    binding_pool, binding_kind = max(
+        ((p, k) for p in ("sonnet", "haiku") for k in usage[p]),
+        key=lambda pk: usage[pk[0]][pk[1]],
+    )
+    kinds = ("requests", "input_tokens", "output_tokens")
+    return [
+        mode,
+        r["offered_per_min"],
+        r["generations_per_min"],
+        f"{binding_pool} {binding_kind}: {usage[binding_pool][binding_kind]:.1%}",
+        " / ".join(f"{usage['sonnet'][k]:.0%}" for k in kinds),
+        " / ".join(f"{usage['haiku'][k]:.0%}" for k in kinds),
+        r["upstream_429s"],
+        r["lost"],
+        ", ".join(f"{k} {v}" for k, v in sorted(r["statuses"].items())),
+    ]
+
+
 async def main(measure: float, warmup: float, users: int) -> None:
     results: dict[str, Any] = {}
     for mode in ("produced", "estimate"):
@@ -37,32 +58,7 @@ async def main(measure: float, warmup: float, users: int) -> None:
         results[mode] = summarise(run)
         print(mode, results[mode], flush=True)
     report.save_json("gateway_load", {"limits": LIMITS, "results": results})
-    rows = []
-    for mode, r in results.items():
-        usage = r["usage_of_limits"]
-        binding_pool, binding_kind = max(
-            ((p, k) for p in ("sonnet", "haiku") for k in usage[p]),
-            key=lambda pk: usage[pk[0]][pk[1]],
-        )
-        rows.append(
-            [
-                mode,
-                r["offered_per_min"],
-                r["generations_per_min"],
-                f"{binding_pool} {binding_kind}: {usage[binding_pool][binding_kind]:.1%}",
-                " / ".join(
-                    f"{usage['sonnet'][k]:.0%}"
-                    for k in ("requests", "input_tokens", "output_tokens")
-                ),
-                " / ".join(
-                    f"{usage['haiku'][k]:.0%}"
-                    for k in ("requests", "input_tokens", "output_tokens")
-                ),
-                r["upstream_429s"],
-                r["lost"],
-                ", ".join(f"{k} {v}" for k, v in sorted(r["statuses"].items())),
-            ]
-        )
+    rows = [mode_row(mode, r) for mode, r in results.items()]
     body = (
         f"claude_sim limits (per minute): sonnet {LIMITS['sonnet']}, haiku "
         f"{LIMITS['haiku']}; {users} virtual users, {warmup:.0f} s warm-up (the buckets "

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -33,8 +32,7 @@ from agents.retrieval import RetrievalConfig
 from agents.runner import AgentRunner, sdk_send
 from agents.samples import landing_page
 from bench import report
-from bench.harness import pct, wait_ready
-from bench.simproc import free_port
+from bench.harness import deploy, local_serve, pct, wait_ready
 from serve_app.agent_pool import CallMeta
 
 HUGE = {"rpm": 1_000_000, "itpm": 1_000_000_000, "otpm": 1_000_000_000}
@@ -116,86 +114,43 @@ def rss_of(names: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-async def main(streams: int, hold_s: float, samples: int) -> None:
-    import ray
-    from ray import serve
-
-    from claude_sim.deployment import build_sim_app
-    from serve_app.app import build_app
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_worker_niceness", "0")
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            namespace="nocode",
-            _temp_dir=str(Path(tmp) / "ray"),
+async def start_generations(http: httpx2.AsyncClient, count: int) -> list[str]:
+    """Start ``count`` new-page generations; their events URLs."""
+    urls = []
+    for n in range(count):
+        reply = await http.post(
+            f"/v1/pages/s{n}/generate",
+            json={
+                "instruction": f"Create a landing page for shop {uuid.uuid4().hex[:4]}",
+                "stream": False,
+                "user_id": f"u{n}",
+            },
         )
-        try:
-            serve.start(http_options={"host": "127.0.0.1", "port": port})
-            base = f"http://127.0.0.1:{port}"
-            limits = {p: HUGE for p in ("haiku", "sonnet", "opus")}
-            serve.run(
-                build_sim_app({"profile": "custom", "limits": limits, "speed": 1000}),
-                name="claude-sim",
-                route_prefix="/claude-sim",
-                blocking=False,
-            )
-            args = {
-                "budget": {"tier": "custom", "limits": limits},
-                "upstream": {"simulator_url": base + "/claude-sim"},
-                "pipeline": {
-                    "retrieval": RetrievalConfig(uri=str(Path(tmp) / "catalog.lance")).model_dump()
-                },
-                "ingress": {"ping_interval_s": 1.0, "user_generations_per_minute": 1000},
-            }
-            serve.run(build_app(args), name="gateway", route_prefix="/", blocking=False)
-            async with httpx2.AsyncClient(base_url=base, timeout=120) as http:
-                await wait_ready(http)
-                hop = await hop_overhead(base, samples)
-                # Slow the simulator down so generations run while the streams follow them.
-                serve.run(
-                    build_sim_app({"profile": "custom", "limits": limits, "speed": 0.2}),
-                    name="claude-sim",
-                    route_prefix="/claude-sim",
-                    blocking=False,
-                )
-                jobs = []
-                for n in range(10):
-                    reply = await http.post(
-                        f"/v1/pages/s{n}/generate",
-                        json={
-                            "instruction": f"Create a landing page for shop {uuid.uuid4().hex[:4]}",
-                            "stream": False,
-                            "user_id": f"u{n}",
-                        },
-                    )
-                    jobs.append(reply.json()["events_url"])
-            idle = rss_of(("ProxyActor", "ServeReplica:gateway:ingress"))
-            gaps: list[float] = []
-            errors: list[str] = []
-            stop_at = time.monotonic() + hold_s
-            followers = [
-                follow("127.0.0.1", port, jobs[i % len(jobs)], gaps, errors, stop_at)
-                for i in range(streams)
-            ]
-            peak: dict[str, int] = {}
+        urls.append(reply.json()["events_url"])
+    return urls
 
-            async def watch() -> None:
-                while time.monotonic() < stop_at:
-                    for name, mb in rss_of(("ProxyActor", "ServeReplica:gateway:ingress")).items():
-                        peak[name] = max(peak.get(name, 0), mb)
-                    await asyncio.sleep(2)
 
-            await asyncio.gather(watch(), *followers)
-        finally:
-            serve.shutdown()
-            ray.shutdown()
-    result = {
-        "hop": hop,
+async def hold_streams(port: int, jobs: list[str], streams: int, hold_s: float) -> dict[str, Any]:
+    """``streams`` clients follow the jobs' events for ``hold_s``; gaps, errors and memory."""
+    watched = ("ProxyActor", "ServeReplica:gateway:ingress")
+    idle = rss_of(watched)
+    gaps: list[float] = []
+    errors: list[str] = []
+    stop_at = time.monotonic() + hold_s
+    followers = [
+        follow("127.0.0.1", port, jobs[i % len(jobs)], gaps, errors, stop_at)
+        for i in range(streams)
+    ]
+    peak: dict[str, int] = {}
+
+    async def watch() -> None:
+        while time.monotonic() < stop_at:
+            for name, mb in rss_of(watched).items():
+                peak[name] = max(peak.get(name, 0), mb)
+            await asyncio.sleep(2)
+
+    await asyncio.gather(watch(), *followers)
+    return {
         "streams": streams,
         "hold_s": hold_s,
         "errors": len(errors),
@@ -207,7 +162,37 @@ async def main(streams: int, hold_s: float, samples: int) -> None:
         "rss_idle_mb": idle,
         "rss_peak_mb": peak,
     }
+
+
+async def main(streams: int, hold_s: float, samples: int) -> None:
+    limits = {p: HUGE for p in ("haiku", "sonnet", "opus")}
+    with tempfile.TemporaryDirectory() as tmp, local_serve(Path(tmp)) as base:
+        args = {
+            "budget": {"tier": "custom", "limits": limits},
+            "upstream": {"simulator_url": base + "/claude-sim"},
+            "pipeline": {
+                "retrieval": RetrievalConfig(uri=str(Path(tmp) / "catalog.lance")).model_dump()
+            },
+            "ingress": {"ping_interval_s": 1.0, "user_generations_per_minute": 1000},
+        }
+        deploy({"profile": "custom", "limits": limits, "speed": 1000}, args)
+        async with httpx2.AsyncClient(base_url=base, timeout=120) as http:
+            await wait_ready(http)
+            hop = await hop_overhead(base, samples)
+            # Slow the simulator down so generations run while the streams follow them.
+            deploy({"profile": "custom", "limits": limits, "speed": 0.2}, None)
+            jobs = await start_generations(http, 10)
+        result = {
+            "hop": hop,
+            **await hold_streams(httpx2.URL(base).port or 80, jobs, streams, hold_s),
+        }
     report.save_json("gateway_streams", result)
+    write_report(result, samples)
+    print(result)
+
+
+def write_report(result: dict[str, Any], samples: int) -> None:
+    hop, streams, hold_s = result["hop"], result["streams"], result["hold_s"]
     body = (
         "**Overhead per agent hop.** One `styles` agent call on a near-instant claude_sim "
         f"(speed 1000), median of {samples} calls each way (first two dropped): "
@@ -228,17 +213,16 @@ async def main(streams: int, hold_s: float, samples: int) -> None:
             [
                 [
                     streams,
-                    len(errors),
-                    len(gaps),
+                    result["errors"],
+                    result["frames"],
                     f"{result['gap_p50_s']} / {result['gap_p99_s']} / {result['gap_max_s']} s",
-                    json.dumps(idle),
-                    json.dumps(peak),
+                    json.dumps(result["rss_idle_mb"]),
+                    json.dumps(result["rss_peak_mb"]),
                 ]
             ],
         )
     )
     report.write_section("gateway_streams", "Gateway: hop overhead and concurrent streams", body)
-    print(result)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,14 @@ simulator's own counters give what was admitted against each limit and the 429s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,13 +220,11 @@ def gateway_args(scenario: Scenario, sim_url: str, index_uri: str) -> dict[str, 
     }
 
 
-async def run_gateway(scenario: Scenario, tmp: Path) -> Run:
-    """Deploy the simulator and the gateway in a fresh local Ray, then drive the users."""
+@contextlib.contextmanager
+def local_serve(tmp: Path) -> Iterator[str]:
+    """A fresh local Ray with Serve on a free loopback port; yields its base URL."""
     import ray
     from ray import serve
-
-    from claude_sim.deployment import build_sim_app
-    from serve_app.app import build_app
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_worker_niceness", "0")
@@ -237,10 +236,31 @@ async def run_gateway(scenario: Scenario, tmp: Path) -> Run:
         namespace="nocode",
         _temp_dir=str(tmp / "ray"),
     )
-    run = Run(scenario)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        base = f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def deploy(sim: dict[str, Any] | None, gateway: dict[str, Any] | None) -> None:
+    """Deploy (or redeploy) the simulator at /claude-sim and the gateway at /."""
+    from ray import serve
+
+    from claude_sim.deployment import build_sim_app
+    from serve_app.app import build_app
+
+    if sim is not None:
+        serve.run(build_sim_app(sim), name="claude-sim", route_prefix="/claude-sim", blocking=False)
+    if gateway is not None:
+        serve.run(build_app(gateway), name="gateway", route_prefix="/", blocking=False)
+
+
+async def run_gateway(scenario: Scenario, tmp: Path) -> Run:
+    """Deploy the simulator and the gateway in a fresh local Ray, then drive the users."""
+    run = Run(scenario)
+    with local_serve(tmp) as base:
         # Both start with empty buckets: the measured window sees the steady rate, not the
         # minute of budget an organisation starts with.
         sim = {
@@ -251,9 +271,7 @@ async def run_gateway(scenario: Scenario, tmp: Path) -> Run:
             "seed": scenario.seed,
             "start_full": False,
         }
-        serve.run(build_sim_app(sim), name="claude-sim", route_prefix="/claude-sim", blocking=False)
-        args = gateway_args(scenario, base + "/claude-sim", str(tmp / "catalog.lance"))
-        serve.run(build_app(args), name="gateway", route_prefix="/", blocking=False)
+        deploy(sim, gateway_args(scenario, base + "/claude-sim", str(tmp / "catalog.lance")))
         limits = httpx2.Limits(max_connections=scenario.users * 2 + 20)
         async with httpx2.AsyncClient(base_url=base, timeout=600, limits=limits) as http:
             await wait_ready(http)
@@ -265,9 +283,6 @@ async def run_gateway(scenario: Scenario, tmp: Path) -> Run:
 
             await measure(scenario, generate, run, http, "/claude-sim/sim/stats")
             run.extra["capacity"] = (await http.get("/v1/capacity")).json()
-    finally:
-        serve.shutdown()
-        ray.shutdown()
     return run
 
 

@@ -377,30 +377,7 @@ class SeedBaseline:
         try:
             message = await self._client.messages.create(**job.params)
         except anthropic.RateLimitError as exc:
-            self.stats.rate_limited += 1
-            if job.retries + 1 > self.settings.max_retries:
-                self.stats.failed_after_retries += 1
-                self._fail(
-                    job,
-                    ClaudeAPIError(
-                        f"{TASK_NAME}[{job.task_id}]: MaxRetriesExceededError after "
-                        f"{job.retries} retries on anthropic.RateLimitError (429 rate limit): "
-                        f"{exc.message}",
-                        upstream_status=429,
-                    ),
-                )
-                return
-            countdown = 2**job.retries * self.settings.backoff_base_s
-            self.stats.retries += 1
-            self._publish(
-                _Job(
-                    job.params,
-                    job.future,
-                    job.retries + 1,
-                    asyncio.get_running_loop().time() + countdown,
-                    job.task_id,
-                )
-            )
+            self._on_rate_limited(job, exc)
             return
         except anthropic.APIStatusError as exc:
             self.stats.failed_other += 1
@@ -431,6 +408,33 @@ class SeedBaseline:
             self.stats.orphaned += 1
         else:
             job.future.set_result(message.model_dump(mode="json"))
+
+    def _on_rate_limited(self, job: _Job, exc: anthropic.RateLimitError) -> None:
+        """The seed's ``self.retry(countdown=2**retries * base)``, until max_retries."""
+        self.stats.rate_limited += 1
+        if job.retries + 1 > self.settings.max_retries:
+            self.stats.failed_after_retries += 1
+            self._fail(
+                job,
+                ClaudeAPIError(
+                    f"{TASK_NAME}[{job.task_id}]: MaxRetriesExceededError after "
+                    f"{job.retries} retries on anthropic.RateLimitError (429 rate limit): "
+                    f"{exc.message}",
+                    upstream_status=429,
+                ),
+            )
+            return
+        countdown = 2**job.retries * self.settings.backoff_base_s
+        self.stats.retries += 1
+        self._publish(
+            _Job(
+                job.params,
+                job.future,
+                job.retries + 1,
+                asyncio.get_running_loop().time() + countdown,
+                job.task_id,
+            )
+        )
 
     def _fail(self, job: _Job, error: Exception) -> None:
         if job.future.done():

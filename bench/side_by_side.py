@@ -126,35 +126,8 @@ def _fmt(value: Any, unit: str = "") -> str:
     return "n/a" if value is None else f"{value}{unit}"
 
 
-async def main(
-    measure: float, warmup: float, users: int, heavy: int, mode: str, drain: float, budget: str
-) -> None:
-    limits = BUDGETS[budget]
-    scenario = Scenario(
-        limits=limits,
-        otpm_mode=mode,
-        users=users,
-        heavy_users=heavy,
-        warmup_s=warmup,
-        measure_s=measure,
-        think_s=40.0,
-        drain_s=drain,
-    )
-    results: dict[str, dict[str, Any]] = {}
-    runs: dict[str, Run] = {}
-    for name, runner in (("seed plan", run_seed), ("gateway", run_gateway)):
-        print(f"{name}: {warmup:.0f} s warm-up, {measure:.0f} s measured ...", flush=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            run = await runner(scenario, Path(tmp))
-        runs[name] = run
-        results[name] = summarise(run)
-        results[name]["extra"] = {k: v for k, v in run.extra.items() if k != "capacity"}
-        print(name, results[name], flush=True)
-    report.save_json(
-        f"side_by_side_{budget}",
-        {"limits": limits, "scenario": scenario.__dict__, "results": results},
-    )
-    seed, ours = results["seed plan"], results["gateway"]
+def comparison_rows(seed: dict[str, Any], ours: dict[str, Any]) -> list[list[Any]]:
+    """The report's table: each measure for the seed plan and the gateway."""
     rows = []
     for label, key, unit in (
         ("generations completed / min", "generations_per_min", ""),
@@ -188,6 +161,39 @@ async def main(
             ", ".join(f"{k} {v}" for k, v in sorted(ours["statuses"].items())),
         ]
     )
+    return rows
+
+
+async def main(
+    measure: float, warmup: float, users: int, heavy: int, mode: str, drain: float, budget: str
+) -> None:
+    limits = BUDGETS[budget]
+    scenario = Scenario(
+        limits=limits,
+        otpm_mode=mode,
+        users=users,
+        heavy_users=heavy,
+        warmup_s=warmup,
+        measure_s=measure,
+        think_s=40.0,
+        drain_s=drain,
+    )
+    results: dict[str, dict[str, Any]] = {}
+    runs: dict[str, Run] = {}
+    for name, runner in (("seed plan", run_seed), ("gateway", run_gateway)):
+        print(f"{name}: {warmup:.0f} s warm-up, {measure:.0f} s measured ...", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            run = await runner(scenario, Path(tmp))
+        runs[name] = run
+        results[name] = summarise(run)
+        results[name]["extra"] = {k: v for k, v in run.extra.items() if k != "capacity"}
+        print(name, results[name], flush=True)
+    report.save_json(
+        f"side_by_side_{budget}",
+        {"limits": limits, "scenario": scenario.__dict__, "results": results},
+    )
+    seed, ours = results["seed plan"], results["gateway"]
+    rows = comparison_rows(seed, ours)
     ratio = (
         ours["generations_per_min"] / seed["generations_per_min"]
         if seed["generations_per_min"]

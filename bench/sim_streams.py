@@ -87,56 +87,54 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main(streams: int, max_tokens: int, chunk_s: float, ramp_s: float) -> None:
-    # Answers long enough (about max_tokens) that every stream is still open when the last opens.
+def long_answers(max_tokens: int, chunk_s: float) -> SimConfig:
+    """Answers of about ``max_tokens``, so every stream is still open when the last opens."""
     models = tuple(
         m.model_copy(update={"output_median_tokens": max_tokens, "output_sigma": 0.0})
         for m in DEFAULT_MODELS
     )
-    config = SimConfig(
+    return SimConfig(
         profile="custom",
         limits={p: HUGE for p in ("haiku", "sonnet", "opus")},
         speed=1.0,
         stream_chunk_s=chunk_s,
         models=models,
     )
-    async with simulator(config) as (url, proc):
-        sim_proc = psutil.Process(proc.pid)
-        host, port = url.removeprefix("http://").split(":")
-        gaps: list[float] = []
-        firsts: list[float] = []
-        errors: list[str] = []
-        peak_rss = 0
-        done = asyncio.Event()
 
-        async def watch() -> None:
-            nonlocal peak_rss
-            while not done.is_set():
-                peak_rss = max(peak_rss, sim_proc.memory_info().rss)
-                await asyncio.sleep(0.25)
 
-        watcher = asyncio.create_task(watch())
-        idle_rss = sim_proc.memory_info().rss
-        t0 = time.monotonic()
-        await asyncio.gather(
-            *(
-                one_stream(
-                    host, int(port), i, max_tokens, gaps, firsts, errors, ramp_s * i / streams
-                )
-                for i in range(streams)
-            )
+async def run_streams(
+    url: str, sim_proc: psutil.Process, streams: int, max_tokens: int, ramp_s: float
+) -> dict[str, Any]:
+    """Open the streams evenly over ``ramp_s`` and read them out; timings, errors, memory."""
+    host, port = url.removeprefix("http://").split(":")
+    gaps: list[float] = []
+    firsts: list[float] = []
+    errors: list[str] = []
+    peak_rss = 0
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        nonlocal peak_rss
+        while not done.is_set():
+            peak_rss = max(peak_rss, sim_proc.memory_info().rss)
+            await asyncio.sleep(0.25)
+
+    watcher = asyncio.create_task(watch())
+    idle_rss = sim_proc.memory_info().rss
+    t0 = time.monotonic()
+    await asyncio.gather(
+        *(
+            one_stream(host, int(port), i, max_tokens, gaps, firsts, errors, ramp_s * i / streams)
+            for i in range(streams)
         )
-        elapsed = time.monotonic() - t0
-        sim_cpu = sum(sim_proc.cpu_times()[:2])
-        own_cpu = sum(psutil.Process().cpu_times()[:2])
-        done.set()
-        await watcher
-        sim_stats = await stats(url)
-    result: dict[str, Any] = {
+    )
+    elapsed = time.monotonic() - t0
+    done.set()
+    await watcher
+    return {
         "streams": streams,
         "errors": len(errors),
         "error_kinds": sorted(set(errors)),
-        "peak_concurrent": sim_stats["peak_streams"],
         "elapsed_s": round(elapsed, 1),
         "events": len(gaps) + len(firsts),
         "ttfe_p50_s": round(pct(firsts, 0.5), 3),
@@ -146,12 +144,23 @@ async def main(streams: int, max_tokens: int, chunk_s: float, ramp_s: float) -> 
         "gap_max_s": round(max(gaps, default=float("nan")), 3),
         "sim_rss_idle_mb": round(idle_rss / 2**20),
         "sim_rss_peak_mb": round(peak_rss / 2**20),
-        "sim_cpu_s": round(sim_cpu, 1),
-        "client_cpu_s": round(own_cpu, 1),
+        "sim_cpu_s": round(sum(sim_proc.cpu_times()[:2]), 1),
+        "client_cpu_s": round(sum(psutil.Process().cpu_times()[:2]), 1),
     }
+
+
+async def main(streams: int, max_tokens: int, chunk_s: float, ramp_s: float) -> None:
+    async with simulator(long_answers(max_tokens, chunk_s)) as (url, proc):
+        result = await run_streams(url, psutil.Process(proc.pid), streams, max_tokens, ramp_s)
+        result["peak_concurrent"] = (await stats(url))["peak_streams"]
     report.save_json("sim_streams", result)
+    write_report(result, max_tokens, chunk_s, ramp_s)
+    print(result)
+
+
+def write_report(result: dict[str, Any], max_tokens: int, chunk_s: float, ramp_s: float) -> None:
     body = (
-        f"{streams} streams (`claude-sonnet-5`, max_tokens {max_tokens}, speed 1, deltas "
+        f"{result['streams']} streams (`claude-sonnet-5`, max_tokens {max_tokens}, speed 1, deltas "
         f"at least {chunk_s * 1000:.0f} ms apart) against the simulator in its "
         f"own process, opened evenly over {ramp_s:.0f} s; client and simulator share the "
         "2 cores.\n\n"
@@ -169,7 +178,7 @@ async def main(streams: int, max_tokens: int, chunk_s: float, ramp_s: float) -> 
             ],
             [
                 [
-                    streams,
+                    result["streams"],
                     result["errors"],
                     result["peak_concurrent"],
                     result["events"],
@@ -183,7 +192,6 @@ async def main(streams: int, max_tokens: int, chunk_s: float, ramp_s: float) -> 
         )
     )
     report.write_section("sim_streams", "claude_sim: concurrent streams", body)
-    print(result)
 
 
 if __name__ == "__main__":

@@ -212,29 +212,43 @@ def check_semantics(
 ) -> None:
     """The checks beyond the body's shape, raising the API's 400 on the first that fails."""
     if isinstance(req, MessagesRequest):
-        if req.max_tokens > model.max_output_tokens:
-            raise InvalidRequestError(
-                f"max_tokens: {req.max_tokens} > {model.max_output_tokens}, which is the maximum "
-                f"allowed number of output tokens for {model.id}"
-            )
-        if api_version >= SAMPLING_REJECTED_FROM:
-            for name in ("temperature", "top_p", "top_k"):
-                if getattr(req, name) is not None:
-                    raise InvalidRequestError(
-                        f"{name}: sampling parameters are not supported with anthropic-version "
-                        f"{api_version}; remove `{name}` from the request"
-                    )
+        _check_generation(req, model, api_version)
+    _check_contents(req)
+    _check_breakpoints(req)
+    _check_tools(req, model)
+    if prompt_tokens > model.context_window:
+        raise InvalidRequestError(
+            f"prompt is too long: {prompt_tokens} tokens > {model.context_window} maximum"
+        )
+
+
+def _check_generation(req: MessagesRequest, model: ModelSpec, api_version: str) -> None:
+    if req.max_tokens > model.max_output_tokens:
+        raise InvalidRequestError(
+            f"max_tokens: {req.max_tokens} > {model.max_output_tokens}, which is the maximum "
+            f"allowed number of output tokens for {model.id}"
+        )
+    if api_version >= SAMPLING_REJECTED_FROM:
+        for name in ("temperature", "top_p", "top_k"):
+            if getattr(req, name) is not None:
+                raise InvalidRequestError(
+                    f"{name}: sampling parameters are not supported with anthropic-version "
+                    f"{api_version}; remove `{name}` from the request"
+                )
+
+
+def _check_contents(req: CountTokensRequest) -> None:
     for i, message in enumerate(req.messages):
         if isinstance(message.content, list) and not message.content and i < len(req.messages) - 1:
             raise InvalidRequestError(
                 f"messages.{i}.content: all messages must have non-empty content"
             )
-        if (
-            isinstance(message.content, str)
-            and not message.content.strip()
-            and (message.role == "user")
-        ):
+        blank = isinstance(message.content, str) and not message.content.strip()
+        if blank and message.role == "user":
             raise InvalidRequestError(f"messages.{i}: user messages must have non-empty content")
+
+
+def _check_breakpoints(req: CountTokensRequest) -> None:
     breakpoints = cache_controls(req)
     if len(breakpoints) > MAX_CACHE_BREAKPOINTS:
         raise InvalidRequestError(
@@ -250,6 +264,9 @@ def check_semantics(
                 "a ttl='1h' cache_control block must not come after a ttl='5m' cache_control "
                 "block; longer TTLs must come first"
             )
+
+
+def _check_tools(req: CountTokensRequest, model: ModelSpec) -> None:
     names = [t.name for t in req.tools or []]
     if len(set(names)) != len(names):
         raise InvalidRequestError("tools: Tool names must be unique.")
@@ -257,19 +274,16 @@ def check_semantics(
         if tool.input_schema.get("type") != "object":
             raise InvalidRequestError(f"tools.{i}.input_schema.type: Input should be 'object'")
     choice = req.tool_choice
-    if choice is not None and choice.type in ("any", "tool"):
-        if not req.tools:
-            raise InvalidRequestError(
-                "tool_choice: tool_choice may only be specified while providing tools."
-            )
-        if not model.forced_tool_choice:
-            raise InvalidRequestError(
-                f"tool_choice: forced tool use (type '{choice.type}') is not supported on "
-                f"{model.id}; use tool_choice 'auto' or 'none'"
-            )
-        if isinstance(choice, ToolChoiceTool) and choice.name not in names:
-            raise InvalidRequestError(f"tool_choice.name: Tool '{choice.name}' not found in tools")
-    if prompt_tokens > model.context_window:
+    if choice is None or choice.type not in ("any", "tool"):
+        return
+    if not req.tools:
         raise InvalidRequestError(
-            f"prompt is too long: {prompt_tokens} tokens > {model.context_window} maximum"
+            "tool_choice: tool_choice may only be specified while providing tools."
         )
+    if not model.forced_tool_choice:
+        raise InvalidRequestError(
+            f"tool_choice: forced tool use (type '{choice.type}') is not supported on "
+            f"{model.id}; use tool_choice 'auto' or 'none'"
+        )
+    if isinstance(choice, ToolChoiceTool) and choice.name not in names:
+        raise InvalidRequestError(f"tool_choice.name: Tool '{choice.name}' not found in tools")

@@ -8,6 +8,7 @@ No route catches errors itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -63,7 +64,8 @@ class CatchUnexpected:
 
     Starlette's own 500 handler re-raises after replying, which under Serve counts as a
     second failure; this one replies and stops. A stream that already started cannot
-    change its status: its generator reports failures as an ``error`` event instead.
+    change its status: an SSE stream gets the ``error`` event instead, and every started
+    reply is ended, so the client is not left waiting.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -73,11 +75,12 @@ class CatchUnexpected:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        started: dict[str, bool] = {}
 
         async def watch(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                types = [v for k, v in message.get("headers", []) if k.lower() == b"content-type"]
+                started["sse"] = any(v.startswith(b"text/event-stream") for v in types)
             await send(message)
 
         try:
@@ -85,17 +88,24 @@ class CatchUnexpected:
         except Exception:
             error_id = f"err_{uuid.uuid4().hex[:16]}"
             log.exception("unexpected error on %s (error id %s)", scope.get("path"), error_id)
-            if started:
+            error = InternalError("an unexpected error; it was logged", id=error_id).to_json()
+            if not started:
+                await _send_json_500(send, error)
                 return
-            body = InternalError("an unexpected error; it was logged", id=error_id).to_json()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [(b"content-type", b"application/json")],
-                }
-            )
-            await send({"type": "http.response.body", "body": json.dumps({"error": body}).encode()})
+            tail = f"event: error\ndata: {json.dumps(error)}\n\n" if started["sse"] else ""
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await send({"type": "http.response.body", "body": tail.encode()})
+
+
+async def _send_json_500(send: Send, error: dict[str, object]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps({"error": error}).encode()})
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -88,14 +88,20 @@ class RedisServer:
             raise RuntimeError("redis-server refused FLUSHALL")
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A redis-server subprocess on a free loopback port for the whole session."""
+def started_redis(tmp_path_factory: pytest.TempPathFactory) -> RedisServer:
+    """A new redis-server subprocess on a free loopback port, running."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed: run `make test`, which installs it")
     server = RedisServer(binary, free_port(), tmp_path_factory.mktemp("redis"))
     server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server subprocess on a free loopback port for the whole session."""
+    server = started_redis(tmp_path_factory)
     try:
         yield server
     finally:

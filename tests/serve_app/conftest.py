@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +14,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import RedisServer, free_port, started_redis
 
 # Ray reads these when it starts: no token auth locally, workers not niced below us,
 # temp files inside our own directory.
@@ -30,6 +33,8 @@ class Gateway:
     url: str
     sim_url: str
     metrics_url: str
+    redis: RedisServer
+    """The gateway's Redis, which a test may stop (and must start again)."""
 
     def client(self, tenant: str | None = "acme", **kw: Any) -> httpx2.Client:
         """An HTTP client for the gateway, as ``tenant`` (None: without a key)."""
@@ -41,8 +46,24 @@ class Gateway:
 
 
 @pytest.fixture(scope="session")
-def ray_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
-    """A local Ray instance with Serve on a free port; yields (serve port, metrics port)."""
+def gateway_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """The gateway's own Redis, apart from the store tests' (which empty theirs after each)."""
+    server = started_redis(tmp_path_factory)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_serve(
+    tmp_path_factory: pytest.TempPathFactory, gateway_redis: RedisServer
+) -> Iterator[tuple[int, int]]:
+    """A local Ray instance with Serve on a free port; yields (serve port, metrics port).
+
+    Its workers see the tenants' keys and the gateway's Redis in their environment, as in
+    production, so the gateway under test keeps its state in a real Redis server.
+    """
     import ray
     from ray import serve
 
@@ -54,9 +75,11 @@ def ray_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, i
         namespace="nocode",
         _temp_dir=str(tmp_path_factory.mktemp("ray")),
         _metrics_export_port=metrics_port,
-        # The replicas read their tenants' keys from the environment, as in production.
         runtime_env={
-            "env_vars": {"NOCODE_API_KEYS": ",".join(f"{t}:{k}" for t, k in TENANT_KEYS.items())}
+            "env_vars": {
+                "NOCODE_API_KEYS": ",".join(f"{t}:{k}" for t, k in TENANT_KEYS.items()),
+                "REDIS_URL": gateway_redis.url,
+            }
         },
     )
     serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -67,9 +90,11 @@ def ray_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, i
 
 @pytest.fixture(scope="session")
 def gateway(
-    ray_serve: tuple[int, int], tmp_path_factory: pytest.TempPathFactory
+    ray_serve: tuple[int, int],
+    gateway_redis: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
-    """The gateway and its simulator, deployed once (two tenants with keys, no Redis)."""
+    """The gateway and its simulator, deployed once (two tenants with keys, on Redis)."""
     import ray
     from ray import serve
 
@@ -121,8 +146,38 @@ def gateway(
         if time.monotonic() > deadline:
             raise RuntimeError("the gateway did not become ready")
         time.sleep(1)
-    yield Gateway(base, base + "/claude-sim", f"http://127.0.0.1:{ray_serve[1]}/metrics")
+    metrics = f"http://127.0.0.1:{ray_serve[1]}/metrics"
+    yield Gateway(base, base + "/claude-sim", metrics, gateway_redis)
     serve.delete("gateway")
     serve.delete("claude-sim")
     ray.kill(ray.get_actor(KEEPER_NAME, namespace=NAMESPACE))
-    ray.kill(ray.get_actor(STORE_ACTOR_NAME, namespace=NAMESPACE))
+    with contextlib.suppress(ValueError):  # only there if a test used the cluster scope
+        ray.kill(ray.get_actor(STORE_ACTOR_NAME, namespace=NAMESPACE))
+
+
+def parse_sse(text: str) -> list[tuple[int, str, dict[str, Any]]]:
+    """(id, event, data) of each event of an SSE body; comments are skipped."""
+    events = []
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(": ")
+            fields[name] = value
+        if "event" in fields:
+            events.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def generate(
+    gw: Gateway, page_id: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> httpx2.Response:
+    """POST a generation as tenant acme."""
+    with gw.client() as http:
+        return http.post(f"/v1/pages/{page_id}/generate", json=body, headers=headers or {})
+
+
+def user() -> str:
+    """A fresh user id, so that tests never share a user's rate limit."""
+    return f"user-{uuid.uuid4().hex[:8]}"

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from serve_app.budget import Budget, CallDemand, Limits
 from serve_app.errors import BudgetTimeoutError, CancelledError
-from serve_app.budget import Budget, Limits, CallDemand
 
 
 def need(

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from serve_app.event_feed import EventFeeds
 from serve_app.errors import StoreUnavailableError
+from serve_app.event_feed import EventFeeds
 from serve_app.store import JobRecord, StoredEvent
 from serve_app.store.memory import MemoryStore
 

@@ -13,37 +13,12 @@ import pytest
 
 from agents.page import Page
 from agents.samples import landing_page
-from tests.serve_app.conftest import Gateway
+from tests.serve_app.conftest import Gateway, generate, parse_sse, user
 
 pytestmark = pytest.mark.ray
 
 EDIT = "Change the primary colour to dark green"
 NEW_PAGE = "Create a landing page for a bakery with a hero, a product grid and a contact form"
-
-
-def parse_sse(text: str) -> list[tuple[int, str, dict[str, Any]]]:
-    events = []
-    for block in text.split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in block.splitlines():
-            if line.startswith(":"):
-                continue
-            name, _, value = line.partition(": ")
-            fields[name] = value
-        if "event" in fields:
-            events.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
-    return events
-
-
-def generate(
-    gw: Gateway, page_id: str, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> httpx2.Response:
-    with gw.client() as http:
-        return http.post(f"/v1/pages/{page_id}/generate", json=body, headers=headers or {})
-
-
-def user() -> str:
-    return f"user-{uuid.uuid4().hex[:8]}"
 
 
 def test_every_deployment_is_healthy(gateway: Gateway) -> None:

@@ -33,10 +33,10 @@ from ray.exceptions import RayError, RayTaskError
 from serve_app.budget import Budget, CallDemand, Limits
 from serve_app.config import GatewayArgs
 from serve_app.errors import GatewayError, KeeperUnavailableError
+from serve_app.singleton import cluster_singleton
 
 log = logging.getLogger("nocode.keeper")
 KEEPER_NAME = "nocode-budget-keeper"
-NAMESPACE = "nocode"
 LEVELS_KEY = "nocode:budget:levels"
 
 
@@ -181,19 +181,7 @@ class KeeperClient:
 
 
 def keeper_client(args: GatewayArgs, redis_url: str | None) -> KeeperClient:
-    """The cluster's keeper, created on first use (get-if-exists, detached, restarting)."""
-    actor = (
-        ray.remote(BudgetKeeper)
-        .options(
-            name=KEEPER_NAME,
-            namespace=NAMESPACE,
-            lifetime="detached",
-            get_if_exists=True,
-            max_restarts=-1,
-            max_task_retries=0,
-            max_concurrency=100_000,
-            num_cpus=0,
-        )
-        .remote(args.model_dump_json(), redis_url)
+    """The cluster's keeper, created on first use."""
+    return KeeperClient(
+        cluster_singleton(BudgetKeeper, KEEPER_NAME, args.model_dump_json(), redis_url)
     )
-    return KeeperClient(actor)

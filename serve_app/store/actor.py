@@ -13,36 +13,22 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, cast
 
-import ray
 from ray.exceptions import RayError
 
 from serve_app.errors import StoreUnavailableError
+from serve_app.singleton import cluster_singleton
 from serve_app.store.base import JobRecord, Store, StoredEvent
 from serve_app.store.memory import MemoryStore
 
 STORE_ACTOR_NAME = "nocode-store"
-NAMESPACE = "nocode"
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def store_actor() -> Any:
-    """The cluster's store actor, created on first use (get-if-exists, detached, restarting)."""
-    return (
-        ray.remote(MemoryStore)
-        .options(
-            name=STORE_ACTOR_NAME,
-            namespace=NAMESPACE,
-            lifetime="detached",
-            get_if_exists=True,
-            max_restarts=-1,
-            max_task_retries=0,
-            max_concurrency=100_000,
-            num_cpus=0,
-        )
-        .remote()
-    )
+    """The cluster's store actor, created on first use."""
+    return cluster_singleton(MemoryStore, STORE_ACTOR_NAME)
 
 
 def _reached(

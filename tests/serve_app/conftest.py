@@ -100,7 +100,8 @@ def gateway(
 
     from claude_sim.deployment import build_sim_app
     from serve_app.app import build_app
-    from serve_app.keeper import KEEPER_NAME, NAMESPACE
+    from serve_app.keeper import KEEPER_NAME
+    from serve_app.singleton import NAMESPACE
     from serve_app.store.actor import STORE_ACTOR_NAME
 
     base = f"http://127.0.0.1:{ray_serve[0]}"

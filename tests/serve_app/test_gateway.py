@@ -291,7 +291,8 @@ def test_deployed_keeper_serves_a_light_user_between_a_heavy_users_calls(
     import ray
 
     from serve_app.budget import CallDemand
-    from serve_app.keeper import KEEPER_NAME, NAMESPACE
+    from serve_app.keeper import KEEPER_NAME
+    from serve_app.singleton import NAMESPACE
 
     keeper = ray.get_actor(KEEPER_NAME, namespace=NAMESPACE)
 
@@ -361,7 +362,8 @@ def test_prometheus_metrics_are_exported(gateway: Gateway) -> None:
 def test_a_stage_whose_replica_dies_is_retried_on_another(gateway: Gateway) -> None:
     import ray
 
-    from serve_app.keeper import KEEPER_NAME, NAMESPACE
+    from serve_app.keeper import KEEPER_NAME
+    from serve_app.singleton import NAMESPACE
 
     keeper = ray.get_actor(KEEPER_NAME, namespace=NAMESPACE)
     page_id = f"kill-{uuid.uuid4().hex[:6]}"

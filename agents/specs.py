@@ -110,6 +110,13 @@ def ancestors(name: str, running: frozenset[str]) -> tuple[str, ...]:
     return tuple(s.name for s in SPECS if s.name in seen and s.name in running)
 
 
+@cache
+def path_after(name: str) -> int:
+    """How many agents follow ``name`` on the longest chain of agents that depend on it."""
+    dependents = [s.name for s in SPECS if name in s.depends_on]
+    return max((1 + path_after(d) for d in dependents), default=0)
+
+
 def waits_for(name: str, running: frozenset[str]) -> tuple[str, ...]:
     """The running agents ``name`` must wait for: its nearest running ancestors."""
     direct: list[str] = []

@@ -221,8 +221,11 @@ def gateway_args(scenario: Scenario, sim_url: str, index_uri: str) -> dict[str, 
 
 
 @contextlib.contextmanager
-def local_serve(tmp: Path) -> Iterator[str]:
-    """A fresh local Ray with Serve on a free loopback port; yields its base URL."""
+def local_serve(tmp: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A fresh local Ray with Serve on a free loopback port; yields its base URL.
+
+    ``env`` is what every replica finds in its environment (tenant keys, say).
+    """
     import ray
     from ray import serve
 
@@ -235,6 +238,7 @@ def local_serve(tmp: Path) -> Iterator[str]:
         log_to_driver=False,
         namespace="nocode",
         _temp_dir=str(tmp / "ray"),
+        runtime_env={"env_vars": dict(env or {})},
     )
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})

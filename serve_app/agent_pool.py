@@ -29,9 +29,9 @@ import httpx2
 from agents.errors import ClaudeAPIError
 from agents.prompting import Params
 from agents.runner import AgentOutcome, AgentRunner, MessageJSON
-from agents.specs import SPEC_BY_NAME
+from agents.specs import SPEC_BY_NAME, path_after
 from claude_facts.tokens import canonical_json
-from serve_app.budget import CallDemand
+from serve_app.call_demand import CallDemand
 from serve_app.config import Env, GatewayArgs, read_env
 from serve_app.keeper import KeeperClient, keeper_client
 from serve_app.metrics import metrics
@@ -52,6 +52,8 @@ class CallMeta:
     priority: Literal["interactive", "batch"] = "interactive"
     deadline: float = 0.0
     """Unix time after which waiting for budget is pointless."""
+    admitted_at: float = 0.0
+    """Unix time the job was admitted: the budget serves older jobs of a tenant first."""
 
 
 def upstream_client(args: GatewayArgs, env: Env) -> anthropic.AsyncAnthropic:
@@ -170,6 +172,9 @@ class AgentReplica:
             tag=self.agent,
             full_output=full_output,
             shape=shape,
+            tenant=meta.tenant,
+            job_admitted_at=meta.admitted_at,
+            path_after=path_after(self.agent),
         )
 
     async def _attempt(

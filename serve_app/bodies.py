@@ -25,7 +25,9 @@ class GenerateBody(BaseModel):
     instruction: str = Field(min_length=1, max_length=4000, description="What to change.")
     page: Page | None = Field(default=None, description="The current page; none: a new page.")
     user_id: str | None = Field(
-        default=None, max_length=200, description="End user within the tenant (limits, fairness)."
+        default=None,
+        max_length=200,
+        description="End user within the tenant (limits, fairness); without it, the API key.",
     )
     priority: Literal["interactive", "batch"] = Field(
         default="interactive", description="Batch waits behind users."

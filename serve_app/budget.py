@@ -7,8 +7,8 @@ the call, ``settle`` replaces the estimates with the usage the API reported (cac
 cost no ITPM) and refunds the rest; ``release`` refunds a call never sent. Both are
 idempotent per call id, so a retried settle cannot double-count.
 
-Waiting calls are granted round-robin across users, interactive before batch: a user with
-fifty queued calls delays a user with one by one call, not fifty. The head of the queue
+Waiting calls are granted in the order of ``fair_queue``: interactive before batch,
+tenants by weighted fair share, then the oldest admitted job first. The head of the queue
 waits for the bucket that is short instead of letting smaller calls overtake it forever.
 Every wait has a deadline, after which the caller gets ``BudgetTimeoutError``. Remaining
 counts the API reports (other clients may share the key) only ever lower the buckets, and
@@ -20,62 +20,24 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from functools import partial
+from typing import Any
 
+from serve_app.call_demand import KINDS, CallDemand, Limits
 from serve_app.errors import BudgetTimeoutError, CancelledError
+from serve_app.fair_queue import FairQueue, QueuedCall
 from serve_app.output_bound import OutputBound
-from serve_app.prompt_cache import PromptCacheMirror, PromptShape, TokenScale
+from serve_app.prompt_cache import PromptCacheMirror, TokenScale
 
-Priority = Literal["interactive", "batch"]
-KINDS = ("requests", "input_tokens", "output_tokens")
 HEADER_OF = {
     "requests": "requests",
     "input_tokens": "input-tokens",
     "output_tokens": "output-tokens",
 }
 TOKEN_HEADER_ROUNDING = 1000
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-minute limits of one pool, already reduced by the configured headroom."""
-
-    rpm: float
-    itpm: float
-    otpm: float
-
-    def of(self, kind: str) -> float:
-        return {"requests": self.rpm, "input_tokens": self.itpm, "output_tokens": self.otpm}[kind]
-
-
-@dataclass(frozen=True)
-class CallDemand:
-    """What one upstream call asks of its pool."""
-
-    call_id: str
-    pool: str
-    input_tokens: int
-    output_tokens: int
-    user: str = "anonymous"
-    job_id: str | None = None
-    priority: Priority = "interactive"
-    tag: str = ""
-    """Kind of call (the agent): ``max_tokens`` is right-sized from such calls' answers."""
-    shape: PromptShape | None = None
-    """The request's cacheable prefixes: only what follows the warm ones is reserved."""
-    full_output: bool = False
-    """Reserve ``output_tokens`` as asked, not the learned bound (a retry after it cut the
-    answer short)."""
-
-    def amount(self, kind: str) -> float:
-        return {
-            "requests": 1.0,
-            "input_tokens": float(self.input_tokens),
-            "output_tokens": float(self.output_tokens),
-        }[kind]
 
 
 @dataclass
@@ -100,45 +62,14 @@ class _Bucket:
 
 
 @dataclass
-class _Waiter:
-    demand: CallDemand
-    future: asyncio.Future[None]
-    since: float
-
-
-@dataclass
 class _Pool:
     limits: Limits
     buckets: dict[str, _Bucket]
-    queues: dict[Priority, OrderedDict[str, deque[_Waiter]]] = field(
-        default_factory=lambda: {"interactive": OrderedDict(), "batch": OrderedDict()}
-    )
+    queue: FairQueue
     paused_until: float = 0.0
     timer: asyncio.TimerHandle | None = None
     history: deque[tuple[float, float, float, float]] = field(default_factory=deque)
     """(time, requests, input tokens, output tokens) settled: what utilisation is measured on."""
-
-    def waiting(self) -> int:
-        return sum(len(q) for queues in self.queues.values() for q in queues.values())
-
-    def head(self) -> _Waiter | None:
-        for priority in ("interactive", "batch"):
-            queues = self.queues[priority]
-            if queues:
-                return next(iter(queues.values()))[0]
-        return None
-
-    def pop_head(self) -> None:
-        """Grant order: the head user's first call leaves; that user goes to the back."""
-        for priority in ("interactive", "batch"):
-            queues = self.queues[priority]
-            if queues:
-                user, calls = next(iter(queues.items()))
-                calls.popleft()
-                queues.pop(user)
-                if calls:
-                    queues[user] = calls
-                return
 
 
 class Budget:
@@ -149,13 +80,16 @@ class Budget:
         limits: dict[str, Limits],
         *,
         start_full: bool = True,
+        weights: Mapping[str, float] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
         now = clock()
         self._pools = {
             name: _Pool(
-                lim, {k: _Bucket(lim.of(k), lim.of(k) if start_full else 0.0, now) for k in KINDS}
+                lim,
+                {k: _Bucket(lim.of(k), lim.of(k) if start_full else 0.0, now) for k in KINDS},
+                FairQueue(partial(CallDemand.share_of, limits=lim), weights),
             )
             for name, lim in limits.items()
         }
@@ -187,22 +121,22 @@ class Budget:
             else self.output_bound.bound(demand.tag, demand.output_tokens)
         )
         demand = replace(demand, input_tokens=self._input_reservation(demand), output_tokens=output)
-        waiter = _Waiter(demand, asyncio.get_running_loop().create_future(), self._clock())
-        pool.queues[demand.priority].setdefault(demand.user, deque()).append(waiter)
+        waiter = QueuedCall(demand, asyncio.get_running_loop().create_future(), self._clock())
+        pool.queue.push(waiter)
         self._pump(demand.pool)
         try:
             await asyncio.wait_for(asyncio.shield(waiter.future), timeout=timeout_s)
         except TimeoutError:
             if waiter.future.done() and not waiter.future.cancelled():
                 return output
-            self._drop(pool, waiter)
+            pool.queue.remove(waiter)
             raise BudgetTimeoutError(
                 f"no {demand.pool} budget within {timeout_s:g} s; "
-                f"{pool.waiting()} other calls are waiting",
+                f"{len(pool.queue)} other calls are waiting",
                 retry_after_s=round(self.estimated_wait(demand.pool, demand), 1),
             ) from None
         except asyncio.CancelledError:
-            self._drop(pool, waiter)
+            pool.queue.remove(waiter)
             raise
         return output
 
@@ -221,7 +155,7 @@ class Budget:
         cache_write_tokens: int = 0,
         cache_read_tokens: int = 0,
         truncated: bool = False,
-    ) -> None:
+    ) -> CallDemand | None:
         """Replace a grant's estimates by what the API charged; refunds the difference.
 
         ``input_tokens`` is uncached input; ITPM is charged that plus the cache writes.
@@ -229,7 +163,7 @@ class Budget:
         """
         demand = self._granted.pop(call_id, None)
         if demand is None:
-            return
+            return None
         if not demand.full_output:
             self.output_bound.learn(demand.tag, output_tokens, truncated=truncated)
         if demand.shape is not None:
@@ -248,6 +182,7 @@ class Budget:
             bucket.level = min(bucket.capacity, bucket.level + demand.amount(kind) - actual)
         pool.history.append((now, 1.0, float(input_tokens), float(output_tokens)))
         self._pump(demand.pool)
+        return demand
 
     def release(self, call_id: str) -> None:
         """Refund everything of a grant whose call was never sent."""
@@ -266,12 +201,10 @@ class Budget:
         """Fail the waiting calls of a cancelled job; returns how many there were."""
         count = 0
         for name, pool in self._pools.items():
-            for queues in pool.queues.values():
-                for calls in list(queues.values()):
-                    for waiter in [w for w in calls if w.demand.job_id == job_id]:
-                        self._drop(pool, waiter)
-                        waiter.future.set_exception(CancelledError("the job was cancelled"))
-                        count += 1
+            for waiter in [w for w in pool.queue.calls() if w.demand.job_id == job_id]:
+                pool.queue.remove(waiter)
+                waiter.future.set_exception(CancelledError("the job was cancelled"))
+                count += 1
             self._pump(name)
         return count
 
@@ -302,7 +235,7 @@ class Budget:
         """Seconds until everything queued (and ``extra``) would be granted."""
         pool = self.pool(pool_name)
         now = self._clock()
-        waiting = [w.demand for q in pool.queues.values() for c in q.values() for w in c]
+        waiting = [w.demand for w in pool.queue.calls()]
         if extra is not None:
             waiting.append(extra)
         wait = max(0.0, pool.paused_until - now)
@@ -315,16 +248,12 @@ class Budget:
     def job_queue(self, job_id: str) -> dict[str, float] | None:
         """Where a job's first waiting call stands: position and estimated wait."""
         for name, pool in self._pools.items():
-            position = 0
-            for priority in ("interactive", "batch"):
-                for calls in pool.queues[priority].values():
-                    for waiter in calls:
-                        position += 1
-                        if waiter.demand.job_id == job_id:
-                            return {
-                                "position": position,
-                                "estimated_wait_s": round(self.estimated_wait(name), 1),
-                            }
+            for position, waiter in enumerate(pool.queue.calls(), start=1):
+                if waiter.demand.job_id == job_id:
+                    return {
+                        "position": position,
+                        "estimated_wait_s": round(self.estimated_wait(name), 1),
+                    }
         return None
 
     def snapshot(self) -> dict[str, Any]:
@@ -347,19 +276,11 @@ class Budget:
                 "limits": {k: pool.limits.of(k) for k in KINDS},
                 "remaining": {k: round(pool.buckets[k].refill(now), 1) for k in KINDS},
                 "utilisation": used,
-                "queue_depth": pool.waiting(),
+                "queue_depth": len(pool.queue),
                 "estimated_wait_s": round(self.estimated_wait(name), 2),
                 "paused_for_s": round(max(0.0, pool.paused_until - now), 2),
             }
         return out
-
-    def _drop(self, pool: _Pool, waiter: _Waiter) -> None:
-        queues = pool.queues[waiter.demand.priority]
-        calls = queues.get(waiter.demand.user)
-        if calls is not None and waiter in calls:
-            calls.remove(waiter)
-            if not calls:
-                queues.pop(waiter.demand.user)
 
     def _pump(self, name: str) -> None:
         """Grant what fits, in fair order; otherwise wake up when the head will fit."""
@@ -367,9 +288,9 @@ class Budget:
         if pool.timer is not None:
             pool.timer.cancel()
             pool.timer = None
-        while (waiter := pool.head()) is not None:
+        while (waiter := pool.queue.head()) is not None:
             if waiter.future.done():
-                pool.pop_head()
+                pool.queue.remove(waiter)
                 continue
             now = self._clock()
             wait = max(
@@ -382,7 +303,7 @@ class Budget:
                 return
             for kind in KINDS:
                 pool.buckets[kind].level -= waiter.demand.amount(kind)
-            pool.pop_head()
+            pool.queue.pop_head()
             self._granted[waiter.demand.call_id] = waiter.demand
             self.grants_total += 1
             waiter.future.set_result(None)

@@ -48,6 +48,11 @@ class BudgetArgs(_Args):
         "(safer when another deployment may have just spent it). A restarted keeper "
         "always starts empty.",
     )
+    tenant_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Share of the budget per tenant when tenants compete, relative to the "
+        "others (tenants not named weigh 1).",
+    )
     admission_max_wait_s: float = Field(
         default=60.0,
         gt=0,
@@ -57,6 +62,8 @@ class BudgetArgs(_Args):
 
     @model_validator(mode="after")
     def _custom_needs_limits(self) -> BudgetArgs:
+        if any(weight <= 0 for weight in self.tenant_weights.values()):
+            raise ValueError("budget.tenant_weights must be positive")
         if self.tier == "custom" and not self.limits:
             raise ValueError("budget.tier 'custom' needs budget.limits")
         return self

@@ -10,6 +10,7 @@ re-signs the route methods, and FastAPI can then no longer resolve string annota
 """
 
 import asyncio
+import hashlib
 import logging
 import time
 from typing import Any
@@ -19,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
 
 from agents.retrieval import CatalogIndex
-from serve_app.admission import Admission, Admitted, Attached, Decision, GenerationCost
+from serve_app.admission import Admission, Admitted, Attached, Decision
 from serve_app.bodies import GenerateBody, SeedBody, read_body
 from serve_app.config import GatewayArgs, read_env
 from serve_app.error_handlers import install_error_handlers
@@ -30,7 +31,7 @@ from serve_app.jobs import JobRunner
 from serve_app.keeper import keeper_client
 from serve_app.playground import PLAYGROUND_HTML
 from serve_app.store import TERMINAL, JobRecord, open_store
-from serve_app.streams import JobStreams, accepted_event
+from serve_app.streams import JobStreams
 
 log = logging.getLogger("nocode.ingress")
 app = FastAPI(
@@ -80,9 +81,8 @@ class Ingress:
         self.redis = redis_url is not None
         self.handles = agent_handles
         index = CatalogIndex.open(self.args.pipeline.retrieval)
-        cost = GenerationCost(self.args)
-        self.jobs = JobRunner(self.args, self.store, self.keeper, agent_handles, index, cost)
-        self.admission = Admission(self.args, self.store, self.keeper, cost)
+        self.jobs = JobRunner(self.args, self.store, self.keeper, agent_handles, index)
+        self.admission = Admission(self.args, self.store, self.keeper)
         feeds = EventFeeds(self.store, block_s=self.args.ingress.ping_interval_s)
         self.streams = JobStreams(self.store, feeds, self.args.ingress.ping_interval_s)
         self._sweeper = asyncio.get_event_loop().create_task(self._sweep())
@@ -97,44 +97,47 @@ class Ingress:
                 log.warning("store or keeper unreachable while looking for orphaned jobs")
             await asyncio.sleep(ORPHAN_SWEEP_S)
 
-    def tenant(self, request: Request) -> str:
-        """The caller's tenant from its bearer key ('public' when auth is off)."""
+    def caller(self, request: Request) -> tuple[str, str]:
+        """The caller's tenant and who it is when it names no user: its key, fingerprinted.
+
+        With auth off every caller is tenant 'public', user 'default'.
+        """
         if not self.tenants:
-            return "public"
+            return "public", "default"
         auth = request.headers.get("authorization", "")
         key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
         tenant = self.tenants.get(key) if key else None
         if tenant is None:
             raise AuthenticationError("a valid 'Authorization: Bearer <api key>' is required")
-        return tenant
+        return tenant, "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    def tenant(self, request: Request) -> str:
+        """The caller's tenant from its bearer key ('public' when auth is off)."""
+        return self.caller(request)[0]
 
     @app.post("/v1/pages/{page_id}/generate", openapi_extra=_body_schema(GenerateBody))
     async def generate(self, page_id: str, request: Request) -> Response:
         """Start (or attach to) a generation; SSE stream or 202 with a job."""
-        tenant = self.tenant(request)
+        caller = self.caller(request)
         body = await read_body(request, GenerateBody, self.args.ingress.max_body_bytes)
-        return await self._answer(tenant, page_id, body)
+        return await self._answer(caller, page_id, body)
 
     @app.post("/agent/page", openapi_extra=_body_schema(SeedBody))
     async def seed_generate(self, request: Request) -> Response:
         """The seed API: ``POST /agent/page`` with the page id in the body."""
-        tenant = self.tenant(request)
+        caller = self.caller(request)
         body = await read_body(request, SeedBody, self.args.ingress.max_body_bytes)
-        return await self._answer(tenant, body.page_id, body)
+        return await self._answer(caller, body.page_id, body)
 
-    async def _answer(self, tenant: str, page_id: str, body: GenerateBody) -> Response:
-        decision: Decision = await self.admission.decide(
-            tenant, page_id, body.job_request(), running=len(self.jobs.tasks)
-        )
+    async def _answer(self, caller: tuple[str, str], page_id: str, body: GenerateBody) -> Response:
+        tenant, key_user = caller
+        request_json = {**body.job_request(), "user_id": body.user_id or key_user}
+        decision: Decision = await self.admission.decide(tenant, page_id, request_json)
         if isinstance(decision, Attached):
             return self.streams.reply(decision.job, body.stream, deduplicated=True)
         if isinstance(decision, Admitted):
-            job = decision.job
-            await self.store.create_job(job)
-            accepted = accepted_event(job, deduplicated=False, cached=False)
-            await self.jobs.emit(job.job_id, "accepted", accepted)
-            self.jobs.start(job, decision.plan)
-            return self.streams.reply(job, body.stream, headers=decision.headers)
+            await self.jobs.launch(decision.job, decision.plan, decision.estimate_s)
+            return self.streams.reply(decision.job, body.stream, headers=decision.headers)
         job = await self.jobs.record_replay(decision.job, decision.result)
         return self.streams.reply(job, body.stream)
 

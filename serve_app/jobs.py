@@ -27,7 +27,6 @@ from agents.prompting import AgentTask
 from agents.retrieval import CatalogIndex
 from agents.runner import AgentOutcome
 from agents.specs import SPEC_BY_NAME
-from serve_app.admission import GenerationCost
 from serve_app.agent_pool import CallMeta
 from serve_app.config import GatewayArgs
 from serve_app.errors import CancelledError, GatewayError, InternalError, StageFailedError
@@ -52,7 +51,6 @@ class JobRunner:
         keeper: KeeperClient,
         handles: Mapping[str, Any],
         index: CatalogIndex | None,
-        cost: GenerationCost,
     ) -> None:
         self.args = args
         self.store = store
@@ -61,7 +59,6 @@ class JobRunner:
         self.index = index
         self.replica_id = uuid.uuid4().hex[:12]
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.cost = cost
         self.finished: dict[str, dict[str, Any]] = {}
 
     def pipeline(self, job: JobRecord, emit: Callable[[StageEvent], None]) -> Pipeline:
@@ -72,6 +69,7 @@ class JobRunner:
             job.user_id,
             job.request.get("priority", "interactive"),
             deadline=job.created_at + self.args.ingress.job_deadline_s,
+            admitted_at=job.created_at,
         )
         return Pipeline(
             self.args.pipeline, lambda task: self._stage(task, meta, emit), catalog_index=self.index
@@ -80,6 +78,20 @@ class JobRunner:
     def start(self, job: JobRecord, plan: Plan) -> None:
         """Run ``job`` in the background of this replica."""
         self.tasks[job.job_id] = asyncio.create_task(self._run(job, plan))
+
+    async def launch(self, job: JobRecord, plan: Plan, estimate_s: float) -> None:
+        """Record an admitted job, its ``accepted`` event, and run it.
+
+        If it cannot be recorded, the keeper stops counting it before the error goes on.
+        """
+        try:
+            await self.store.create_job(job)
+            accepted = accepted_event(job, deduplicated=False, cached=False)
+            await self.emit(job.job_id, "accepted", {**accepted, "estimated_s": estimate_s})
+        except BaseException:
+            await self.keeper.finish_job(job.job_id, {})
+            raise
+        self.start(job, plan)
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job running here; False when it does not run on this replica."""
@@ -170,8 +182,11 @@ class JobRunner:
         self.finished[job.job_id] = {"status": status, "at": time.time(), "cost_usd": _cost(data)}
         metrics().generations.inc(tags={"status": status})
         metrics().generation_seconds.observe(time.time() - job.created_at, tags={"status": status})
-        if event == "result":
-            self.cost.learn(data.get("usage", {}).get("agents", {}))
+        used = data.get("usage", {}).get("agents", {}) if event == "result" else {}
+        error_s = await self.keeper.finish_job(job.job_id, used)
+        if error_s is not None and event == "result":
+            late = "late" if error_s > 0 else "early"
+            metrics().estimate_error.observe(abs(error_s), tags={"direction": late})
 
     async def _heartbeat(self, job_id: str) -> None:
         """Keep the job marked alive, report its place in the budget queue, obey cancels."""

@@ -2,6 +2,8 @@
 
 The protocol, as every agent replica speaks it through ``KeeperClient``:
 
+    admit(job_id, tenant, user, agents, bound_s) -> Verdict   admission, from all tenants' work
+    finish_job(job_id, usage_by_agent)         the job ended: learn, and stop counting it
     acquire(demand, timeout_s) -> max_tokens   wait for budget; BudgetTimeoutError past it
     settle(call_id, usage, truncated)          the API answered: charge what it reported
     release(call_id)                           the call was never answered: refund it all
@@ -30,7 +32,10 @@ import ray
 import redis.asyncio as redis
 from ray.exceptions import RayError, RayTaskError
 
-from serve_app.budget import Budget, CallDemand, Limits
+from agents.specs import SPEC_BY_NAME
+from serve_app.admission_ledger import AdmissionLedger, Verdict
+from serve_app.budget import Budget
+from serve_app.call_demand import CallDemand, Limits
 from serve_app.config import GatewayArgs
 from serve_app.errors import GatewayError, KeeperUnavailableError
 from serve_app.singleton import cluster_singleton
@@ -57,8 +62,16 @@ class BudgetKeeper:
         self._redis_url = redis_url
         # A restarted keeper cannot know what was spent in the last minute: it starts empty.
         restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        self._args = args
         self.budget = Budget(
-            budget_limits(args), start_full=args.budget.start_full and not restarted
+            budget_limits(args),
+            start_full=args.budget.start_full and not restarted,
+            weights=args.budget.tenant_weights,
+        )
+        self.ledger = AdmissionLedger(
+            budget_limits(args),
+            args.budget.tenant_weights,
+            max_age_s=args.ingress.job_deadline_s,
         )
         self._restored = False
         self._saver: asyncio.Task[None] | None = None
@@ -71,18 +84,43 @@ class BudgetKeeper:
             self._saver = asyncio.create_task(self._save_forever())
         return {"pools": sorted(self.budget.snapshot()), "redis": bool(self._redis_url)}
 
+    def admit(
+        self, job_id: str, tenant: str, user: str, agents: list[str], bound_s: float
+    ) -> Verdict:
+        work = self.ledger.work_of(self._pools_of(agents))
+        return self.ledger.decide(job_id, tenant, user, work, bound_s)
+
+    def finish_job(self, job_id: str, usage_by_agent: dict[str, dict[str, float]]) -> float | None:
+        return self.ledger.finish(job_id, usage_by_agent, self._pools_of(list(usage_by_agent)))
+
     async def acquire(self, demand: CallDemand, timeout_s: float) -> int:
         return await self.budget.acquire(demand, timeout_s=timeout_s)
 
     def settle(self, call_id: str, usage: dict[str, int], truncated: bool = False) -> None:
-        self.budget.settle(
+        written = usage.get("cache_creation_input_tokens", 0)
+        demand = self.budget.settle(
             call_id,
             input_tokens=usage["input_tokens"],
             output_tokens=usage["output_tokens"],
-            cache_write_tokens=usage.get("cache_creation_input_tokens", 0),
+            cache_write_tokens=written,
             cache_read_tokens=usage.get("cache_read_input_tokens", 0),
             truncated=truncated,
         )
+        if demand is not None:
+            spent = {
+                "requests": 1.0,
+                "input_tokens": float(usage["input_tokens"] + written),
+                "output_tokens": float(usage["output_tokens"]),
+            }
+            self.ledger.spend(demand.job_id, demand.pool, spent)
+
+    def _pools_of(self, agents: list[str]) -> dict[str, str]:
+        pipeline = self._args.pipeline
+        return {
+            a: self._args.pool_of(pipeline.model(SPEC_BY_NAME[a].tier).id)
+            for a in agents
+            if a in SPEC_BY_NAME
+        }
 
     def release(self, call_id: str) -> None:
         self.budget.release(call_id)
@@ -103,7 +141,11 @@ class BudgetKeeper:
         return self.budget.estimated_wait(pool)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"pools": self.budget.snapshot(), "grants_total": self.budget.grants_total}
+        return {
+            "pools": self.budget.snapshot(),
+            "grants_total": self.budget.grants_total,
+            "tenants": self.ledger.snapshot(),
+        }
 
     async def _restore(self) -> None:
         client = redis.from_url(str(self._redis_url))
@@ -150,6 +192,18 @@ class KeeperClient:
 
     async def ready(self) -> dict[str, Any]:
         return cast(dict[str, Any], await self._call("ready"))
+
+    async def admit(
+        self, job_id: str, tenant: str, user: str, agents: list[str], bound_s: float
+    ) -> Verdict:
+        """Whether the job fits within ``bound_s``, its estimate, or when to come back."""
+        return cast(Verdict, await self._call("admit", job_id, tenant, user, agents, bound_s))
+
+    async def finish_job(
+        self, job_id: str, usage_by_agent: dict[str, dict[str, float]]
+    ) -> float | None:
+        """The job ended (its usage by agent, empty if it failed); the estimate's error, s."""
+        return cast(float | None, await self._call("finish_job", job_id, usage_by_agent))
 
     async def acquire(self, demand: CallDemand, timeout_s: float) -> int:
         """The ``max_tokens`` to send once budget is granted; ``BudgetTimeoutError`` if not."""

@@ -51,6 +51,13 @@ class GatewayMetrics:
             boundaries=SECONDS,
             tag_keys=("pool",),
         )
+        self.estimate_error = Histogram(
+            "nocode_admission_estimate_error_seconds",
+            description="How far a generation's time to result was from admission's "
+            "estimate: late (took longer) or early.",
+            boundaries=SECONDS,
+            tag_keys=("direction",),
+        )
         self.cache_hits = Counter(
             "nocode_cache_hits_total",
             description="Answers served from cache, by cache.",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Literal
 
 import pytest
 
-from serve_app.budget import Budget, CallDemand, Limits
+from serve_app.budget import Budget
+from serve_app.call_demand import CallDemand, Limits
 from serve_app.errors import BudgetTimeoutError, CancelledError
 
 
@@ -18,9 +20,42 @@ def need(
     tokens: int = 10,
     out: int = 10,
     job: str | None = None,
-    priority: str = "interactive",
+    priority: Literal["interactive", "batch"] = "interactive",
+    tenant: str = "acme",
+    admitted_at: float = 0.0,
+    path_after: int = 0,
 ) -> CallDemand:
-    return CallDemand(call_id, "sonnet", tokens, out, user=user, job_id=job, priority=priority)  # type: ignore[arg-type]
+    return CallDemand(
+        call_id,
+        "sonnet",
+        tokens,
+        out,
+        user=user,
+        job_id=job,
+        priority=priority,
+        tenant=tenant,
+        job_admitted_at=admitted_at,
+        path_after=path_after,
+    )
+
+
+async def granted_order(budget: Budget, demands: list[CallDemand], wait_first: int) -> list[str]:
+    """Queue every demand at once on an empty budget; the call ids in the order granted."""
+    order: list[str] = []
+    enough = asyncio.Event()
+
+    async def call(demand: CallDemand) -> None:
+        await budget.acquire(demand, timeout_s=60)
+        order.append(demand.call_id)
+        if len(order) >= wait_first:
+            enough.set()
+
+    tasks = [asyncio.create_task(call(d)) for d in demands]
+    await enough.wait()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return order
 
 
 async def test_grants_within_limits_and_waits_for_refill() -> None:
@@ -52,13 +87,13 @@ async def test_release_refunds_everything() -> None:
     await budget.acquire(need("b", tokens=900), timeout_s=1)
 
 
-async def test_light_user_is_not_stuck_behind_a_heavy_one() -> None:
+async def test_light_tenant_is_not_stuck_behind_a_heavy_one() -> None:
     budget = Budget({"sonnet": Limits(rpm=600, itpm=10**6, otpm=10**6)}, start_full=False)
     order: list[str] = []
 
-    async def call(call_id: str, user: str) -> None:
-        await budget.acquire(need(call_id, user=user), timeout_s=30)
-        order.append(user)
+    async def call(call_id: str, tenant: str) -> None:
+        await budget.acquire(need(call_id, tenant=tenant, job=call_id), timeout_s=30)
+        order.append(tenant)
 
     heavy = [asyncio.create_task(call(f"h{i}", "heavy")) for i in range(20)]
     await asyncio.sleep(0.05)
@@ -67,6 +102,80 @@ async def test_light_user_is_not_stuck_behind_a_heavy_one() -> None:
     assert order.index("light") <= 2, order
     for task in heavy:
         task.cancel()
+
+
+async def test_an_admitted_job_is_not_overtaken_by_later_jobs_of_its_tenant() -> None:
+    budget = Budget({"sonnet": Limits(rpm=1200, itpm=10**6, otpm=10**6)}, start_full=False)
+    # Three jobs of three users, admitted in turn, each with four calls waiting at once:
+    # the oldest job's calls all go first, then the next job's, whoever its user is.
+    demands = [
+        need(f"{job}-{n}", user=f"user-{job}", job=job, admitted_at=at)
+        for n in range(4)
+        for job, at in (("newest", 3.0), ("oldest", 1.0), ("middle", 2.0))
+    ]
+    order = await granted_order(budget, demands, wait_first=12)
+    jobs = [call_id.split("-")[0] for call_id in order]
+    assert jobs == ["oldest"] * 4 + ["middle"] * 4 + ["newest"] * 4, order
+
+
+async def test_within_a_job_the_call_with_the_longest_path_behind_it_goes_first() -> None:
+    budget = Budget({"sonnet": Limits(rpm=1200, itpm=10**6, otpm=10**6)}, start_full=False)
+    demands = [need(f"path{p}", job="j", path_after=p) for p in (0, 3, 1, 2)]
+    assert await granted_order(budget, demands, wait_first=4) == [
+        "path3",
+        "path2",
+        "path1",
+        "path0",
+    ]
+
+
+@pytest.mark.parametrize(("weights", "share_of_few"), [(None, 0.5), ({"few": 3.0}, 0.75)])
+async def test_a_tenant_with_many_users_cannot_take_the_share_of_one_with_few(
+    weights: dict[str, float] | None, share_of_few: float
+) -> None:
+    limits = {"sonnet": Limits(rpm=2400, itpm=10**6, otpm=10**6)}
+    budget = Budget(limits, start_full=False, weights=weights)
+    many = [
+        need(f"many-{u}-{n}", user=f"m{u}", tenant="many", job=f"m{u}")
+        for u in range(24)
+        for n in range(5)
+    ]
+    few = [
+        need(f"few-{u}-{n}", user=f"f{u}", tenant="few", job=f"f{u}")
+        for u in range(3)
+        for n in range(40)
+    ]
+    order = await granted_order(budget, many + few, wait_first=80)
+    granted = order[:80]
+    share = sum(call_id.startswith("few") for call_id in granted) / len(granted)
+    assert share == pytest.approx(share_of_few, abs=0.05), order
+
+
+async def test_a_tenant_back_from_idle_does_not_bank_its_absence() -> None:
+    budget = Budget({"sonnet": Limits(rpm=1200, itpm=10**6, otpm=10**6)}, start_full=False)
+    order: list[str] = []
+    granted = asyncio.Condition()
+
+    async def call(demand: CallDemand) -> None:
+        await budget.acquire(demand, timeout_s=60)
+        async with granted:
+            order.append(demand.tenant)
+            granted.notify_all()
+
+    async def until(count: int) -> None:
+        async with granted:
+            await granted.wait_for(lambda: len(order) >= count)
+
+    busy = [asyncio.create_task(call(need(f"b{n}", tenant="busy", job="b"))) for n in range(40)]
+    await until(20)
+    # "late" was idle while "busy" was served; it now shares, it does not take 20 in a row.
+    late = [asyncio.create_task(call(need(f"l{n}", tenant="late", job="l"))) for n in range(20)]
+    await until(40)
+    for task in busy + late:
+        task.cancel()
+    await asyncio.gather(*busy, *late, return_exceptions=True)
+    after = order[20:40]
+    assert 8 <= after.count("late") <= 12, order
 
 
 async def test_interactive_goes_before_batch() -> None:

@@ -283,14 +283,14 @@ def test_tight_budget_many_users_no_upstream_429_nothing_lost(gateway: Gateway) 
     assert _rate_limited(after) == _rate_limited(before) == 0
 
 
-def test_deployed_keeper_serves_a_light_user_between_a_heavy_users_calls(
+def test_deployed_keeper_serves_a_light_tenant_between_a_heavy_tenants_calls(
     gateway: Gateway,
 ) -> None:
     import asyncio
 
     import ray
 
-    from serve_app.budget import CallDemand
+    from serve_app.call_demand import CallDemand
     from serve_app.keeper import KEEPER_NAME
     from serve_app.singleton import NAMESPACE
 
@@ -302,7 +302,8 @@ def test_deployed_keeper_serves_a_light_user_between_a_heavy_users_calls(
         order: list[str] = []
 
         async def call(call_id: str, who: str) -> None:
-            await keeper.acquire.remote(CallDemand(call_id, "opus", 1, 1, user=who), 60)
+            demand = CallDemand(call_id, "opus", 1, 1, user=who, tenant=who, job_id=call_id)
+            await keeper.acquire.remote(demand, 60)
             order.append(who)
 
         # Empty the bucket first, so the calls below must queue.

@@ -9,7 +9,8 @@ from agents.prompting import AgentTask, GenerationContext, build_request
 from agents.samples import landing_page
 from agents.specs import SPEC_BY_NAME
 from claude_sim import SimConfig, create_app
-from serve_app.budget import Budget, CallDemand, Limits
+from serve_app.budget import Budget
+from serve_app.call_demand import CallDemand, Limits
 from serve_app.prompt_cache import prompt_shape
 from tests.claude_sim.conftest import sdk
 

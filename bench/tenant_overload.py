@@ -1,0 +1,221 @@
+"""Two tenants overload a tier-1 budget: do accepted generations finish, on time and fairly?
+
+The gateway as `make run` deploys it (tier-1 limits, claude_sim at speed 1), two tenants
+with keys: one with 24 users, one with 3. Each user starts its next generation a few
+seconds after its last one ended (30% new pages, 70% edits of its own page); a refused one
+comes back after its `Retry-After`. Reported: how many accepted generations succeeded,
+their time to result against the admission bound, each tenant's share of completions,
+Jain's index among one tenant's users, upstream 429s, lost generations, and how much of
+the binding limit was used while the load lasted.
+
+    python -m bench.tenant_overload --load 180
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from agents.samples import landing_page
+from bench import report
+from bench.harness import (
+    Run,
+    Scenario,
+    deploy,
+    instructions,
+    jain,
+    local_serve,
+    pct,
+    pool_usage,
+    upstream_429s,
+    wait_ready,
+)
+from claude_facts.limits import tier_limits
+
+TENANTS = {"big": 24, "small": 3}
+ADMISSION_BOUND_S = 60.0
+LIMITS = {pool: lim.model_dump() for pool, lim in tier_limits("tier1").items()}
+
+
+@dataclass
+class Attempt:
+    tenant: str
+    user: str
+    submitted: float
+    accepted: bool = False
+    finished: float | None = None
+    status: str = "unfinished"
+    estimate_s: float | None = None
+
+
+def key_of(tenant: str) -> str:
+    return f"key-{tenant}-bench"
+
+
+async def generate(
+    http: httpx2.AsyncClient, attempt: Attempt, page_id: str, body: dict[str, Any]
+) -> float:
+    """One generation over SSE; returns how long to wait before the user's next one."""
+    headers = {"authorization": f"Bearer {key_of(attempt.tenant)}"}
+    url = f"/v1/pages/{page_id}/generate"
+    try:
+        async with http.stream("POST", url, json=body, headers=headers) as reply:
+            if reply.status_code != 200:
+                error = json.loads(await reply.aread())["error"]
+                attempt.status = f"refused:{error['type']}"
+                attempt.finished = time.monotonic()
+                return float(reply.headers.get("retry-after", "5"))
+            attempt.accepted = True
+            event = ""
+            async for line in reply.aiter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "accepted":
+                    attempt.estimate_s = json.loads(line[6:]).get("estimated_s")
+                elif line.startswith("data: ") and event in ("result", "error"):
+                    attempt.finished = time.monotonic()
+                    kind = json.loads(line[6:]).get("type", "")
+                    attempt.status = "completed" if event == "result" else f"failed:{kind}"
+                    return 0.0
+            attempt.status = "lost:stream ended without result or error"
+    except httpx2.HTTPError as exc:
+        attempt.status = f"lost:{type(exc).__name__}"
+    return 0.0
+
+
+async def user_loop(
+    http: httpx2.AsyncClient, tenant: str, user: str, stop: float, attempts: list[Attempt]
+) -> None:
+    rng = random.Random(f"{tenant}/{user}")
+    rows = instructions()
+    new_rows = [text for text, new in rows if new]
+    edit_rows = [text for text, new in rows if not new]
+    page_id = f"{user}-page"
+    await asyncio.sleep(rng.uniform(0, 5))
+    while time.monotonic() < stop:
+        new = rng.random() < 0.3
+        body: dict[str, Any] = {"instruction": rng.choice(new_rows if new else edit_rows)}
+        body["user_id"] = user
+        if not new:
+            body["page"] = landing_page(page_id).model_dump(mode="json")
+        attempt = Attempt(tenant, user, time.monotonic())
+        attempts.append(attempt)
+        wait = await generate(http, attempt, page_id, body)
+        await asyncio.sleep(wait if wait else rng.uniform(2, 5))
+
+
+def summary(attempts: list[Attempt], run: Run) -> dict[str, Any]:
+    accepted = [a for a in attempts if a.accepted]
+    done = [a for a in accepted if a.status == "completed"]
+    latency = [a.finished - a.submitted for a in done if a.finished is not None]
+    by_tenant = {t: sum(a.tenant == t for a in done) for t in TENANTS}
+    big_users = [f"big-{i}" for i in range(TENANTS["big"])]
+    statuses: dict[str, int] = {}
+    for a in attempts:
+        statuses[a.status] = statuses.get(a.status, 0) + 1
+    errors = [
+        a.finished - a.submitted - a.estimate_s
+        for a in done
+        if a.finished is not None and a.estimate_s is not None
+    ]
+    usage = pool_usage(run)
+    return {
+        "accepted": len(accepted),
+        "succeeded": len(done),
+        "success_share": round(len(done) / len(accepted), 4) if accepted else None,
+        "latency_p50_s": pct(latency, 0.5),
+        "latency_p95_s": pct(latency, 0.95),
+        "estimate_error_p50_s": pct(errors, 0.5),
+        "completions_by_tenant": by_tenant,
+        "small_tenant_share": round(by_tenant["small"] / len(done), 3) if done else None,
+        "jain_big_tenant_users": jain([float(sum(a.user == u for a in done)) for u in big_users]),
+        "upstream_429s": upstream_429s(run.sim_after) - upstream_429s(run.sim_before),
+        "lost": sum(n for s, n in statuses.items() if s.startswith("lost")),
+        "statuses": statuses,
+        "binding_limit_used": max(
+            (share, f"{pool} {kind}")
+            for pool, kinds in usage.items()
+            for kind, share in kinds.items()
+        ),
+    }
+
+
+async def main(load_s: float, drain_s: float) -> None:
+    keys = ",".join(f"{t}:{key_of(t)}" for t in TENANTS)
+    run = Run(Scenario(limits=LIMITS, measure_s=load_s))
+    attempts: list[Attempt] = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        local_serve(Path(tmp), {"NOCODE_API_KEYS": keys}) as base,
+    ):
+        gateway = {
+            "budget": {"tier": "tier1", "admission_max_wait_s": ADMISSION_BOUND_S},
+            "upstream": {"simulator_url": base + "/claude-sim"},
+            "pipeline": {"retrieval": {"uri": str(Path(tmp) / "catalog.lance")}},
+            "ingress": {"user_generations_per_minute": 5},
+        }
+        deploy({"profile": "tier1", "speed": 1.0}, gateway)
+        limits = httpx2.Limits(max_connections=100)
+        async with httpx2.AsyncClient(base_url=base, timeout=900, limits=limits) as http:
+            await wait_ready(http)
+            run.sim_before = (await http.get("/claude-sim/sim/stats")).json()
+            started = time.monotonic()
+            stop = started + load_s
+            users = [
+                asyncio.create_task(user_loop(http, tenant, f"{tenant}-{i}", stop, attempts))
+                for tenant, count in TENANTS.items()
+                for i in range(count)
+            ]
+            await asyncio.sleep(load_s)
+            run.sim_after = (await http.get("/claude-sim/sim/stats")).json()
+            run.extra["measured_s"] = time.monotonic() - started
+            await asyncio.wait(users, timeout=drain_s)
+            for task in users:
+                task.cancel()
+    result = summary(attempts, run)
+    report.save_json("tenant_overload", result)
+    write_report(result, load_s)
+    print(result)
+
+
+def write_report(result: dict[str, Any], load_s: float) -> None:
+    share, limit = result["binding_limit_used"]
+    rows = [
+        ["accepted / succeeded", f"{result['accepted']} / {result['succeeded']}"],
+        ["accepted that succeeded", f"{result['success_share']:.1%}"],
+        ["time to result p50 / p95", f"{result['latency_p50_s']} / {result['latency_p95_s']} s"],
+        ["admission bound", f"{ADMISSION_BOUND_S:g} s (+30 s allowed at p95)"],
+        ["estimate error p50 (actual - estimated)", f"{result['estimate_error_p50_s']} s"],
+        ["completions big / small tenant", json.dumps(result["completions_by_tenant"])],
+        ["small tenant's share of completions", result["small_tenant_share"]],
+        ["Jain's index, big tenant's users", result["jain_big_tenant_users"]],
+        ["upstream 429s", result["upstream_429s"]],
+        ["lost", result["lost"]],
+        ["binding limit used", f"{limit}: {share:.1%}"],
+        ["every attempt's fate", json.dumps(result["statuses"])],
+    ]
+    body = (
+        f"Tier-1 budget, claude_sim at speed 1, two tenants of {TENANTS['big']} and "
+        f"{TENANTS['small']} users with equal weights, {load_s:.0f} s of load (each user "
+        "starts its next generation 2-5 s after its last ended; 30% new pages, 70% edits of "
+        "its own page; a refused user comes back after Retry-After), then a drain. Limit "
+        "use is measured over the load.\n\n" + report.table(["", "gateway"], rows)
+    )
+    report.write_section("tenant_overload", "Overload: two tenants on a tier-1 budget", body)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--load", type=float, default=180, help="seconds of load")
+    parser.add_argument("--drain", type=float, default=180, help="longest wait for the rest")
+    args = parser.parse_args()
+    asyncio.run(main(args.load, args.drain))

@@ -78,16 +78,23 @@ class AdmissionLedger:
         self._agents: dict[str, _AgentUsage] = {}
         self._durations: deque[float] = deque(maxlen=20)
 
-    def work_of(self, agents: Mapping[str, str]) -> Work:
-        """The budget a job running ``agents`` (name -> pool) is expected to need."""
+    def work_of(
+        self, agents: Mapping[str, str], priors: Mapping[str, Mapping[str, float]] | None = None
+    ) -> Work:
+        """The budget a job running ``agents`` (name -> pool) is expected to need.
+
+        An agent not seen yet counts at its prior (by kind), so that a cold start does not
+        admit a burst on an estimate of nothing.
+        """
         work: Work = {}
         for agent, pool in agents.items():
             usage = self._agents.get(agent)
-            if usage is None:
+            mean = usage.mean if usage is not None else (priors or {}).get(agent)
+            if mean is None:
                 continue
             need = work.setdefault(pool, dict.fromkeys(KINDS, 0.0))
             for kind in KINDS:
-                need[kind] += usage.mean[kind]
+                need[kind] += mean.get(kind, 0.0)
         return work
 
     def decide(self, job_id: str, tenant: str, user: str, work: Work, bound_s: float) -> Verdict:

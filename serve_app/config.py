@@ -56,8 +56,8 @@ class BudgetArgs(_Args):
     admission_max_wait_s: float = Field(
         default=60.0,
         gt=0,
-        description="New generations are refused with 429 when the estimated wait for "
-        "budget exceeds this.",
+        description="New generations are refused with 429 when their estimated time to "
+        "result, behind their tenant's admitted work, exceeds this.",
     )
 
     @model_validator(mode="after")

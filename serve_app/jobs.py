@@ -29,7 +29,13 @@ from agents.runner import AgentOutcome
 from agents.specs import SPEC_BY_NAME
 from serve_app.agent_pool import CallMeta
 from serve_app.config import GatewayArgs
-from serve_app.errors import CancelledError, GatewayError, InternalError, StageFailedError
+from serve_app.errors import (
+    CancelledError,
+    GatewayError,
+    InternalError,
+    KeeperUnavailableError,
+    StageFailedError,
+)
 from serve_app.job_keys import CANCELS, RESULT_CACHE, result_key, to_request
 from serve_app.keeper import KeeperClient
 from serve_app.metrics import metrics
@@ -183,7 +189,10 @@ class JobRunner:
         metrics().generations.inc(tags={"status": status})
         metrics().generation_seconds.observe(time.time() - job.created_at, tags={"status": status})
         used = data.get("usage", {}).get("agents", {}) if event == "result" else {}
-        error_s = await self.keeper.finish_job(job.job_id, used)
+        error_s = None
+        # The job has ended either way; an unreachable keeper forgets it at its deadline.
+        with contextlib.suppress(KeeperUnavailableError):
+            error_s = await self.keeper.finish_job(job.job_id, used)
         if error_s is not None and event == "result":
             late = "late" if error_s > 0 else "early"
             metrics().estimate_error.observe(abs(error_s), tags={"direction": late})

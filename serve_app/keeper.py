@@ -87,7 +87,7 @@ class BudgetKeeper:
     def admit(
         self, job_id: str, tenant: str, user: str, agents: list[str], bound_s: float
     ) -> Verdict:
-        work = self.ledger.work_of(self._pools_of(agents))
+        work = self.ledger.work_of(self._pools_of(agents), _priors(agents))
         return self.ledger.decide(job_id, tenant, user, work, bound_s)
 
     def finish_job(self, job_id: str, usage_by_agent: dict[str, dict[str, float]]) -> float | None:
@@ -170,6 +170,26 @@ class BudgetKeeper:
                 await client.set(LEVELS_KEY, json.dumps(payload), ex=600)
             except (OSError, redis.RedisError):
                 log.warning("could not save budget levels to Redis; will retry")
+
+
+PRIOR_INPUT_TOKENS = 1_500
+"""Uncached input (and cache writes) a call is assumed to need before any was seen."""
+
+
+def _priors(agents: list[str]) -> dict[str, dict[str, float]]:
+    """What an agent is assumed to use before one of its generations has ended: half its
+    ``max_tokens`` per call, three calls for an agent that fans out over sections."""
+    priors = {}
+    for name in agents:
+        spec = SPEC_BY_NAME.get(name)
+        if spec is not None:
+            calls = 3.0 if spec.fan_out else 1.0
+            priors[name] = {
+                "requests": calls,
+                "input_tokens": calls * PRIOR_INPUT_TOKENS,
+                "output_tokens": calls * spec.max_tokens / 2,
+            }
+    return priors
 
 
 class KeeperClient:

@@ -101,6 +101,15 @@ def test_a_ticket_nobody_comes_back_for_runs_out() -> None:
     assert ledger.estimate("acme", {}) == pytest.approx(ahead - 6)
 
 
+def test_agents_not_seen_yet_count_at_their_prior() -> None:
+    ledger = AdmissionLedger(LIMITS, clock=Clock())
+    priors = {"review": {"requests": 1, "output_tokens": 600}}
+    assert ledger.work_of(POOLS, priors) == {
+        "sonnet": {"requests": 1, "input_tokens": 0, "output_tokens": 600}
+    }
+    assert ledger.estimate("acme", ledger.work_of(POOLS, priors)) == pytest.approx(6)
+
+
 def test_weights_give_a_tenant_a_larger_share() -> None:
     clock = Clock()
     ledger = learned(clock, weights={"acme": 3.0})

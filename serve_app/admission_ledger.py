@@ -5,8 +5,10 @@ work still needs (each job's planned agents, at what each agent has used in rece
 generations, less what its calls have already been charged) plus its own, at the tenant's
 fair share of the binding limit, plus how long a generation takes on an idle budget. Above
 the bound it is refused with the time after which it would fit; that time is booked as a
-ticket for the user, counted ahead of later arrivals and honoured when the user comes back,
-so refused users are served in the order they were refused.
+ticket for the user, counted ahead of later arrivals and honoured when the user comes back
+(sooner, if the work ahead drained faster), so refused users are served in the order they
+were refused. Work is re-estimated from what agents are learned to use at every decision,
+so an early overestimate does not linger.
 
 The estimate is an upper bound under steady overload: other tenants' idle share only makes
 jobs finish sooner. It lives in the keeper, the one process that sees every replica's jobs.
@@ -41,10 +43,14 @@ class Verdict:
 
 @dataclass
 class _Entry:
+    """An admitted job (``at``: when) or a ticket (``at``: when its user is due back)."""
+
     tenant: str
-    work: Work
-    admitted_at: float
+    agents: dict[str, str]
+    priors: dict[str, dict[str, float]]
+    at: float
     estimate_s: float = 0.0
+    spent: Work = field(default_factory=dict)
 
 
 @dataclass
@@ -97,45 +103,68 @@ class AdmissionLedger:
                 need[kind] += mean.get(kind, 0.0)
         return work
 
-    def decide(self, job_id: str, tenant: str, user: str, work: Work, bound_s: float) -> Verdict:
-        """Admit ``job_id`` if its estimated time to result is within ``bound_s``."""
+    def decide(
+        self,
+        job_id: str,
+        tenant: str,
+        user: str,
+        agents: Mapping[str, str],
+        priors: Mapping[str, Mapping[str, float]],
+        bound_s: float,
+    ) -> Verdict:
+        """Admit ``job_id`` (its agents -> pools) if it would end within ``bound_s``."""
         now = self._clock()
         self._expire(now)
-        ticket = self._tickets.get((tenant, user))
-        if ticket is not None and now >= ticket.admitted_at - EARLY_S:
-            del self._tickets[(tenant, user)]
-            return self._admit(job_id, tenant, work, now, self.estimate(tenant, work))
+        entry = _Entry(tenant, dict(agents), {a: dict(p) for a, p in priors.items()}, now)
+        ticket = self._tickets.pop((tenant, user), None)
+        # A ticket keeps its place: only the jobs and the tickets due before it are ahead.
+        ahead = None if ticket is None else ticket.at
+        estimate = self._estimate(tenant, self._work(entry), ahead)
+        if estimate <= bound_s or (ticket is not None and now >= ticket.at - EARLY_S):
+            entry.estimate_s = estimate
+            self._jobs[job_id] = entry
+            return Verdict(True, estimate)
+        due = now + max(1.0, estimate - bound_s)
         if ticket is not None:
-            # Back too early: its place is kept, its time unchanged.
-            return Verdict(False, ticket.estimate_s, ticket.admitted_at - now)
-        estimate = self.estimate(tenant, work)
-        if estimate <= bound_s:
-            return self._admit(job_id, tenant, work, now, estimate)
-        retry_after = max(1.0, estimate - bound_s)
-        self._tickets[(tenant, user)] = _Entry(tenant, work, now + retry_after, estimate)
-        return Verdict(False, estimate, retry_after)
+            due = min(due, ticket.at)
+        self._tickets[(tenant, user)] = _Entry(tenant, entry.agents, entry.priors, due, estimate)
+        return Verdict(False, estimate, due - now)
 
     def estimate(self, tenant: str, work: Work) -> float:
-        """Seconds until ``work``, queued behind the tenant's outstanding work, is done."""
+        """Seconds until ``work``, queued behind everything of the tenant's, is done."""
         self._expire(self._clock())
-        mine = [e for e in self._entries() if e.tenant == tenant]
+        return self._estimate(tenant, work, None)
+
+    def _estimate(self, tenant: str, work: Work, ahead_of: float | None) -> float:
+        """``work``'s time to result behind the tenant's jobs and the tickets due before
+        ``ahead_of`` (every ticket, when None), at the tenant's share of the limits."""
+        tickets = [t for t in self._tickets.values() if ahead_of is None or t.at < ahead_of]
+        mine = [self._work(e) for e in [*self._jobs.values(), *tickets] if e.tenant == tenant]
         share = self._share(tenant)
         wait = 0.0
         for pool, limits in self._limits.items():
             for kind in KINDS:
                 need = work.get(pool, {}).get(kind, 0.0)
-                need += sum(e.work.get(pool, {}).get(kind, 0.0) for e in mine)
+                need += sum(w.get(pool, {}).get(kind, 0.0) for w in mine)
                 wait = max(wait, need * 60 / (limits.of(kind) * share))
         return wait + self.idle_duration_s()
+
+    def _work(self, entry: _Entry) -> Work:
+        """What an entry still needs: its agents at today's estimate, less what it spent."""
+        work = self.work_of(entry.agents, entry.priors)
+        for pool, kinds in work.items():
+            for kind in kinds:
+                kinds[kind] = max(0.0, kinds[kind] - entry.spent.get(pool, {}).get(kind, 0.0))
+        return work
 
     def spend(self, job_id: str | None, pool: str, spent: Mapping[str, float]) -> None:
         """A call of ``job_id`` was charged ``spent``: that much less is outstanding."""
         entry = self._jobs.get(job_id or "")
-        if entry is None or pool not in entry.work:
+        if entry is None:
             return
+        kinds = entry.spent.setdefault(pool, dict.fromkeys(KINDS, 0.0))
         for kind, amount in spent.items():
-            left = entry.work[pool].get(kind, 0.0) - amount
-            entry.work[pool][kind] = max(0.0, left)
+            kinds[kind] = kinds.get(kind, 0.0) + amount
 
     def finish(
         self, job_id: str, used: Mapping[str, Mapping[str, float]], pools: Mapping[str, str]
@@ -147,7 +176,7 @@ class AdmissionLedger:
                 self._learn(agent, pools[agent], usage)
         if entry is None:
             return None
-        duration = self._clock() - entry.admitted_at
+        duration = self._clock() - entry.at
         if used:
             self._durations.append(duration)
         return duration - entry.estimate_s
@@ -167,11 +196,6 @@ class AdmissionLedger:
             }
             for t in sorted(tenants)
         }
-
-    def _admit(self, job_id: str, tenant: str, work: Work, now: float, estimate: float) -> Verdict:
-        copied = {pool: dict(kinds) for pool, kinds in work.items()}
-        self._jobs[job_id] = _Entry(tenant, copied, now, estimate)
-        return Verdict(True, estimate)
 
     def _learn(self, agent: str, pool: str, usage: Mapping[str, float]) -> None:
         spent = {
@@ -198,9 +222,9 @@ class AdmissionLedger:
 
     def _expire(self, now: float) -> None:
         """Forget tickets nobody came back for, and jobs past their deadline nobody ended."""
-        late = [k for k, t in self._tickets.items() if now > t.admitted_at + TICKET_GRACE_S]
+        late = [k for k, t in self._tickets.items() if now > t.at + TICKET_GRACE_S]
         for key in late:
             del self._tickets[key]
-        stale = [j for j, e in self._jobs.items() if now - e.admitted_at > self._max_age_s]
+        stale = [j for j, e in self._jobs.items() if now - e.at > self._max_age_s]
         for job_id in stale:
             del self._jobs[job_id]

@@ -43,6 +43,8 @@ from serve_app.singleton import cluster_singleton
 log = logging.getLogger("nocode.keeper")
 KEEPER_NAME = "nocode-budget-keeper"
 LEVELS_KEY = "nocode:budget:levels"
+PRIOR_INPUT_TOKENS = 1_500
+"""Uncached input (and cache writes) a call is assumed to need before any was seen."""
 
 
 def budget_limits(args: GatewayArgs) -> dict[str, Limits]:
@@ -87,8 +89,8 @@ class BudgetKeeper:
     def admit(
         self, job_id: str, tenant: str, user: str, agents: list[str], bound_s: float
     ) -> Verdict:
-        work = self.ledger.work_of(self._pools_of(agents), _priors(agents))
-        return self.ledger.decide(job_id, tenant, user, work, bound_s)
+        priors = self._priors(agents)
+        return self.ledger.decide(job_id, tenant, user, self._pools_of(agents), priors, bound_s)
 
     def finish_job(self, job_id: str, usage_by_agent: dict[str, dict[str, float]]) -> float | None:
         return self.ledger.finish(job_id, usage_by_agent, self._pools_of(list(usage_by_agent)))
@@ -113,6 +115,25 @@ class BudgetKeeper:
                 "output_tokens": float(usage["output_tokens"]),
             }
             self.ledger.spend(demand.job_id, demand.pool, spent)
+
+    def _priors(self, agents: list[str]) -> dict[str, dict[str, float]]:
+        """What an agent is assumed to use before one of its generations has ended: the
+        output its calls are bounded to so far (``OutputBound``, else half its
+        ``max_tokens``), three calls for an agent that fans out over sections."""
+        priors = {}
+        for name in agents:
+            spec = SPEC_BY_NAME.get(name)
+            if spec is None:
+                continue
+            calls = 3.0 if spec.fan_out else 1.0
+            bound = self.budget.output_bound.bound(name, spec.max_tokens)
+            output = bound if bound < spec.max_tokens else spec.max_tokens / 2
+            priors[name] = {
+                "requests": calls,
+                "input_tokens": calls * PRIOR_INPUT_TOKENS,
+                "output_tokens": calls * output,
+            }
+        return priors
 
     def _pools_of(self, agents: list[str]) -> dict[str, str]:
         pipeline = self._args.pipeline
@@ -170,26 +191,6 @@ class BudgetKeeper:
                 await client.set(LEVELS_KEY, json.dumps(payload), ex=600)
             except (OSError, redis.RedisError):
                 log.warning("could not save budget levels to Redis; will retry")
-
-
-PRIOR_INPUT_TOKENS = 1_500
-"""Uncached input (and cache writes) a call is assumed to need before any was seen."""
-
-
-def _priors(agents: list[str]) -> dict[str, dict[str, float]]:
-    """What an agent is assumed to use before one of its generations has ended: half its
-    ``max_tokens`` per call, three calls for an agent that fans out over sections."""
-    priors = {}
-    for name in agents:
-        spec = SPEC_BY_NAME.get(name)
-        if spec is not None:
-            calls = 3.0 if spec.fan_out else 1.0
-            priors[name] = {
-                "requests": calls,
-                "input_tokens": calls * PRIOR_INPUT_TOKENS,
-                "output_tokens": calls * spec.max_tokens / 2,
-            }
-    return priors
 
 
 class KeeperClient:

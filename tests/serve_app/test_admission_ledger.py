@@ -29,7 +29,7 @@ def learned(clock: Clock, weights: dict[str, float] | None = None) -> AdmissionL
     ledger = AdmissionLedger(LIMITS, weights, clock=clock)
     work = ledger.work_of(POOLS)
     assert work == {}, "nothing learned yet: no estimate of work"
-    assert ledger.decide("first", "acme", "u0", work, bound_s=60).admitted
+    assert ledger.decide("first", "acme", "u0", POOLS, {}, bound_s=60).admitted
     clock.now += 4.0
     ledger.finish("first", USED, POOLS)
     return ledger
@@ -43,10 +43,10 @@ def test_the_estimate_counts_the_tenants_admitted_work_at_its_share() -> None:
     # Nothing ahead: its own 6 s of OTPM, plus the 4 s a generation takes on an idle budget.
     assert ledger.estimate("acme", work) == pytest.approx(10.0)
     for n in range(3):
-        assert ledger.decide(f"a{n}", "acme", f"u{n}", work, bound_s=60).admitted
+        assert ledger.decide(f"a{n}", "acme", f"u{n}", POOLS, {}, bound_s=60).admitted
     assert ledger.estimate("acme", work) == pytest.approx(4 * 6 + 4)
     # Another tenant with work of its own halves acme's share of the limit.
-    assert ledger.decide("g0", "globex", "v0", work, bound_s=60).admitted
+    assert ledger.decide("g0", "globex", "v0", POOLS, {}, bound_s=60).admitted
     assert ledger.estimate("acme", work) == pytest.approx(4 * 6 * 2 + 4)
     assert ledger.estimate("globex", work) == pytest.approx(2 * 6 * 2 + 4)
 
@@ -54,8 +54,7 @@ def test_the_estimate_counts_the_tenants_admitted_work_at_its_share() -> None:
 def test_what_calls_spent_and_finished_jobs_no_longer_count() -> None:
     clock = Clock()
     ledger = learned(clock)
-    work = ledger.work_of(POOLS)
-    ledger.decide("a", "acme", "u", work, bound_s=60)
+    ledger.decide("a", "acme", "u", POOLS, {}, bound_s=60)
     ledger.spend("a", "sonnet", {"requests": 1, "input_tokens": 500, "output_tokens": 300})
     assert ledger.estimate("acme", {}) == pytest.approx(3 + 4)
     clock.now += 30
@@ -66,24 +65,23 @@ def test_what_calls_spent_and_finished_jobs_no_longer_count() -> None:
 def test_a_refusal_books_a_ticket_that_is_honoured_when_the_user_comes_back() -> None:
     clock = Clock()
     ledger = learned(clock)
-    work = ledger.work_of(POOLS)
     for n in range(9):
-        assert ledger.decide(f"a{n}", "acme", f"u{n}", work, bound_s=60).admitted
-    refused = ledger.decide("late", "acme", "late-user", work, bound_s=60)
+        assert ledger.decide(f"a{n}", "acme", f"u{n}", POOLS, {}, bound_s=60).admitted
+    refused = ledger.decide("late", "acme", "late-user", POOLS, {}, bound_s=60)
     assert not refused.admitted
     assert refused.estimate_s == pytest.approx(10 * 6 + 4)
     assert refused.retry_after_s == pytest.approx(4)
     # Someone else arriving now queues behind the ticket, not in front of it.
-    other = ledger.decide("other", "acme", "other-user", work, bound_s=60)
+    other = ledger.decide("other", "acme", "other-user", POOLS, {}, bound_s=60)
     assert not other.admitted
     assert other.retry_after_s > refused.retry_after_s
     # Back too early: refused with the time still to wait, the ticket unchanged.
     clock.now += 1.0
-    early = ledger.decide("late-2", "acme", "late-user", work, bound_s=60)
+    early = ledger.decide("late-2", "acme", "late-user", POOLS, {}, bound_s=60)
     assert (early.admitted, early.retry_after_s) == (False, pytest.approx(3))
     # Back on time: admitted although the estimate is still over the bound.
     clock.now += 3.0
-    back = ledger.decide("late-3", "acme", "late-user", work, bound_s=60)
+    back = ledger.decide("late-3", "acme", "late-user", POOLS, {}, bound_s=60)
     assert back.admitted
     assert back.estimate_s > 60
 
@@ -91,10 +89,9 @@ def test_a_refusal_books_a_ticket_that_is_honoured_when_the_user_comes_back() ->
 def test_a_ticket_nobody_comes_back_for_runs_out() -> None:
     clock = Clock()
     ledger = learned(clock)
-    work = ledger.work_of(POOLS)
     for n in range(9):
-        assert ledger.decide(f"a{n}", "acme", f"u{n}", work, bound_s=60).admitted
-    refused = ledger.decide("gone", "acme", "gone-user", work, bound_s=60)
+        assert ledger.decide(f"a{n}", "acme", f"u{n}", POOLS, {}, bound_s=60).admitted
+    refused = ledger.decide("gone", "acme", "gone-user", POOLS, {}, bound_s=60)
     assert not refused.admitted
     ahead = ledger.estimate("acme", {})
     clock.now += refused.retry_after_s + TICKET_GRACE_S + 1
@@ -114,6 +111,31 @@ def test_weights_give_a_tenant_a_larger_share() -> None:
     clock = Clock()
     ledger = learned(clock, weights={"acme": 3.0})
     work = ledger.work_of(POOLS)
-    ledger.decide("g", "globex", "v", work, bound_s=60)
+    ledger.decide("g", "globex", "v", POOLS, {}, bound_s=60)
     # acme weighs 3 against globex's 1: three quarters of the limit.
     assert ledger.estimate("acme", work) == pytest.approx(6 / 0.75 + 4)
+
+
+def test_a_ticket_holder_back_early_is_admitted_once_the_work_ahead_drained() -> None:
+    clock = Clock()
+    ledger = learned(clock)
+    for n in range(9):
+        assert ledger.decide(f"a{n}", "acme", f"u{n}", POOLS, {}, bound_s=60).admitted
+    refused = ledger.decide("late", "acme", "late-user", POOLS, {}, bound_s=60)
+    assert refused.retry_after_s == pytest.approx(4)
+    clock.now += 1.0
+    ledger.finish("a0", USED, POOLS)
+    assert ledger.decide("late-2", "acme", "late-user", POOLS, {}, bound_s=60).admitted
+
+
+def test_an_early_overestimate_is_corrected_for_jobs_already_admitted() -> None:
+    clock = Clock()
+    ledger = AdmissionLedger(LIMITS, clock=clock)
+    # Before anything was learned, each job counts at a prior three times its real use.
+    prior = {"review": {"requests": 3, "input_tokens": 2700, "output_tokens": 1800}}
+    for n in range(3):
+        ledger.decide(f"a{n}", "acme", f"u{n}", {"review": "sonnet"}, prior, bound_s=600)
+    assert ledger.estimate("acme", {}) == pytest.approx(3 * 18)
+    ledger.finish("a0", {"review": USED["review"]}, POOLS)
+    # Learned: review uses 300 output tokens (3 s of OTPM); the rest are re-estimated.
+    assert ledger.estimate("acme", {}) == pytest.approx(2 * 3)

@@ -8,7 +8,8 @@ the bound it is refused with the time after which it would fit; that time is boo
 ticket for the user, counted ahead of later arrivals and honoured when the user comes back
 (sooner, if the work ahead drained faster), so refused users are served in the order they
 were refused. Work is re-estimated from what agents are learned to use at every decision,
-so an early overestimate does not linger.
+so an early overestimate does not linger; and the Retry-After told is at most
+``RECHECK_S``: a user coming back before its ticket is due is served as soon as it fits.
 
 The estimate is an upper bound under steady overload: other tenants' idle share only makes
 jobs finish sooner. It lives in the keeper, the one process that sees every replica's jobs.
@@ -30,6 +31,9 @@ TICKET_GRACE_S = 30.0
 """How long after its time a ticket waits for its user to come back."""
 EARLY_S = 1.0
 """A user coming back this much before its ticket's time is still served (clock skew)."""
+RECHECK_S = 15.0
+"""Longest ``Retry-After`` told: a user checks back at least this often, so that budget
+freed sooner than estimated (an early estimate that was too high) does not sit idle."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class _Entry:
     at: float
     estimate_s: float = 0.0
     spent: Work = field(default_factory=dict)
+    since: float = 0.0
+    """For a ticket: when its user was first refused, its place in line."""
 
 
 @dataclass
@@ -117,18 +123,22 @@ class AdmissionLedger:
         self._expire(now)
         entry = _Entry(tenant, dict(agents), {a: dict(p) for a, p in priors.items()}, now)
         ticket = self._tickets.pop((tenant, user), None)
-        # A ticket keeps its place: only the jobs and the tickets due before it are ahead.
-        ahead = None if ticket is None else ticket.at
-        estimate = self._estimate(tenant, self._work(entry), ahead)
+        # A ticket keeps its place: only the jobs and the tickets refused before it are ahead.
+        since = now if ticket is None else ticket.since
+        estimate = self._estimate(tenant, self._work(entry), since if ticket else None)
         if estimate <= bound_s or (ticket is not None and now >= ticket.at - EARLY_S):
             entry.estimate_s = estimate
             self._jobs[job_id] = entry
             return Verdict(True, estimate)
+        # Due when the work ahead should have drained; sooner if it drains faster than
+        # thought (estimates improve as agents are learned), never later than promised.
         due = now + max(1.0, estimate - bound_s)
         if ticket is not None:
             due = min(due, ticket.at)
-        self._tickets[(tenant, user)] = _Entry(tenant, entry.agents, entry.priors, due, estimate)
-        return Verdict(False, estimate, due - now)
+        self._tickets[(tenant, user)] = _Entry(
+            tenant, entry.agents, entry.priors, due, estimate, since=since
+        )
+        return Verdict(False, estimate, min(due - now, RECHECK_S))
 
     def estimate(self, tenant: str, work: Work) -> float:
         """Seconds until ``work``, queued behind everything of the tenant's, is done."""
@@ -138,7 +148,7 @@ class AdmissionLedger:
     def _estimate(self, tenant: str, work: Work, ahead_of: float | None) -> float:
         """``work``'s time to result behind the tenant's jobs and the tickets due before
         ``ahead_of`` (every ticket, when None), at the tenant's share of the limits."""
-        tickets = [t for t in self._tickets.values() if ahead_of is None or t.at < ahead_of]
+        tickets = [t for t in self._tickets.values() if ahead_of is None or t.since < ahead_of]
         mine = [self._work(e) for e in [*self._jobs.values(), *tickets] if e.tenant == tenant]
         share = self._share(tenant)
         wait = 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serve_app.admission_ledger import TICKET_GRACE_S, AdmissionLedger
+from serve_app.admission_ledger import RECHECK_S, TICKET_GRACE_S, AdmissionLedger
 from serve_app.call_demand import Limits
 
 LIMITS = {"sonnet": Limits(rpm=60, itpm=60_000, otpm=6_000)}
@@ -139,3 +139,18 @@ def test_an_early_overestimate_is_corrected_for_jobs_already_admitted() -> None:
     ledger.finish("a0", {"review": USED["review"]}, POOLS)
     # Learned: review uses 300 output tokens (3 s of OTPM); the rest are re-estimated.
     assert ledger.estimate("acme", {}) == pytest.approx(2 * 3)
+
+
+def test_retry_after_is_at_most_the_recheck_interval_and_the_due_time_still_holds() -> None:
+    clock = Clock()
+    ledger = learned(clock)
+    for n in range(30):
+        ledger.decide(f"a{n}", "acme", f"u{n}", POOLS, {}, bound_s=600)
+    refused = ledger.decide("late", "acme", "late-user", POOLS, {}, bound_s=60)
+    assert refused.estimate_s - 60 > RECHECK_S
+    assert refused.retry_after_s == RECHECK_S
+    clock.now += RECHECK_S
+    again = ledger.decide("late", "acme", "late-user", POOLS, {}, bound_s=60)
+    assert not again.admitted
+    clock.now += refused.estimate_s - 60
+    assert ledger.decide("late", "acme", "late-user", POOLS, {}, bound_s=60).admitted

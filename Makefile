@@ -43,7 +43,7 @@ check: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-## bench: the benchmarks that make the case, about 13 minutes; results in BENCHMARKS.md
+## bench: the benchmarks that make the case (about 13 minutes); results in BENCHMARKS.md
 bench: install
 	$(BIN)/python -m bench.planner_report
 	$(BIN)/python -m bench.pipeline_cost

@@ -25,7 +25,9 @@ from typing import Any
 
 import httpx2
 
+from agents.config import PipelineConfig
 from agents.samples import landing_page
+from agents.specs import SPEC_BY_NAME
 from bench import report
 from bench.harness import (
     Run,
@@ -40,9 +42,10 @@ from bench.harness import (
     wait_ready,
 )
 from claude_facts.limits import tier_limits
+from claude_facts.models import family_of
 
-TENANTS = {"big": 24, "small": 3}
 ADMISSION_BOUND_S = 60.0
+KINDS = ("requests", "input_tokens", "output_tokens")
 LIMITS = {pool: lim.model_dump() for pool, lim in tier_limits("tier1").items()}
 
 
@@ -55,6 +58,39 @@ class Attempt:
     finished: float | None = None
     status: str = "unfinished"
     estimate_s: float | None = None
+    usage: dict[str, dict[str, float]] | None = None
+    """What the generation used, by pool and limit kind (fresh results only)."""
+
+
+def usage_by_pool(agents: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """A result's usage by agent as budget by pool: requests, ITPM tokens, OTPM tokens."""
+    config = PipelineConfig()
+    out: dict[str, dict[str, float]] = {}
+    for agent, used in agents.items():
+        pool = family_of(config.model(SPEC_BY_NAME[agent].tier).id) or "other"
+        need = out.setdefault(pool, dict.fromkeys(KINDS, 0.0))
+        need["requests"] += used.get("calls", 0)
+        need["input_tokens"] += used.get("input_tokens", 0)
+        need["input_tokens"] += used.get("cache_creation_input_tokens", 0)
+        need["output_tokens"] += used.get("output_tokens", 0)
+    return out
+
+
+def budget_limit_per_min(attempts: list[Attempt]) -> tuple[float, str] | None:
+    """Generations per minute the tier-1 limits allow at the measured mean usage, and the
+    limit that binds: the minimum over pools and kinds of limit / use per generation."""
+    used = [a.usage for a in attempts if a.usage]
+    if not used:
+        return None
+    per_minute = {"requests": "rpm", "input_tokens": "itpm", "output_tokens": "otpm"}
+    best: tuple[float, str] | None = None
+    for pool, limits in LIMITS.items():
+        for kind in KINDS:
+            mean = sum(u.get(pool, {}).get(kind, 0.0) for u in used) / len(used)
+            if mean > 0:
+                allowed = (limits[per_minute[kind]] / mean, f"{pool} {kind}")
+                best = allowed if best is None else min(best, allowed)
+    return best
 
 
 def key_of(tenant: str) -> str:
@@ -83,8 +119,10 @@ async def generate(
                     attempt.estimate_s = json.loads(line[6:]).get("estimated_s")
                 elif line.startswith("data: ") and event in ("result", "error"):
                     attempt.finished = time.monotonic()
-                    kind = json.loads(line[6:]).get("type", "")
-                    attempt.status = "completed" if event == "result" else f"failed:{kind}"
+                    data = json.loads(line[6:])
+                    attempt.status = "completed" if event == "result" else f"failed:{data['type']}"
+                    if event == "result" and not data.get("cached"):
+                        attempt.usage = usage_by_pool(data["usage"]["agents"])
                     return 0.0
             attempt.status = "lost:stream ended without result or error"
     except httpx2.HTTPError as exc:
@@ -93,9 +131,14 @@ async def generate(
 
 
 async def user_loop(
-    http: httpx2.AsyncClient, tenant: str, user: str, stop: float, attempts: list[Attempt]
+    http: httpx2.AsyncClient,
+    tenant: str,
+    user: str,
+    stop: float,
+    attempts: list[Attempt],
+    seed: int,
 ) -> None:
-    rng = random.Random(f"{tenant}/{user}")
+    rng = random.Random(f"{seed}/{tenant}/{user}")
     rows = instructions()
     new_rows = [text for text, new in rows if new]
     edit_rows = [text for text, new in rows if not new]
@@ -113,12 +156,22 @@ async def user_loop(
         await asyncio.sleep(wait if wait else rng.uniform(2, 5))
 
 
-def summary(attempts: list[Attempt], run: Run) -> dict[str, Any]:
+def summary(
+    attempts: list[Attempt], run: Run, started: float, tenants: dict[str, int]
+) -> dict[str, Any]:
     accepted = [a for a in attempts if a.accepted]
+    load_s = run.extra["measured_s"]
+    in_load = [
+        a
+        for a in accepted
+        if a.status == "completed" and a.finished is not None and a.finished <= started + load_s
+    ]
+    per_min = len(in_load) / (load_s / 60)
+    limit = budget_limit_per_min(attempts)
     done = [a for a in accepted if a.status == "completed"]
     latency = [a.finished - a.submitted for a in done if a.finished is not None]
-    by_tenant = {t: sum(a.tenant == t for a in done) for t in TENANTS}
-    big_users = [f"big-{i}" for i in range(TENANTS["big"])]
+    by_tenant = {t: sum(a.tenant == t for a in done) for t in tenants}
+    big_users = [f"big-{i}" for i in range(tenants["big"])]
     statuses: dict[str, int] = {}
     for a in attempts:
         statuses[a.status] = statuses.get(a.status, 0) + 1
@@ -146,11 +199,16 @@ def summary(attempts: list[Attempt], run: Run) -> dict[str, Any]:
             for pool, kinds in usage.items()
             for kind, share in kinds.items()
         ),
+        "completions_per_min": round(per_min, 2),
+        "budget_limit_per_min": None if limit is None else (round(limit[0], 2), limit[1]),
+        "share_of_budget_limit": None if limit is None else round(per_min / limit[0], 3),
     }
 
 
-async def main(load_s: float, drain_s: float) -> None:
-    keys = ",".join(f"{t}:{key_of(t)}" for t in TENANTS)
+async def main(
+    load_s: float, drain_s: float, tenants: dict[str, int], seed: int, start_full: bool
+) -> None:
+    keys = ",".join(f"{t}:{key_of(t)}" for t in tenants)
     run = Run(Scenario(limits=LIMITS, measure_s=load_s))
     attempts: list[Attempt] = []
     with (
@@ -158,12 +216,16 @@ async def main(load_s: float, drain_s: float) -> None:
         local_serve(Path(tmp), {"NOCODE_API_KEYS": keys}) as base,
     ):
         gateway = {
-            "budget": {"tier": "tier1", "admission_max_wait_s": ADMISSION_BOUND_S},
+            "budget": {
+                "tier": "tier1",
+                "admission_max_wait_s": ADMISSION_BOUND_S,
+                "start_full": start_full,
+            },
             "upstream": {"simulator_url": base + "/claude-sim"},
             "pipeline": {"retrieval": {"uri": str(Path(tmp) / "catalog.lance")}},
             "ingress": {"user_generations_per_minute": 5},
         }
-        deploy({"profile": "tier1", "speed": 1.0}, gateway)
+        deploy({"profile": "tier1", "speed": 1.0, "start_full": start_full}, gateway)
         limits = httpx2.Limits(max_connections=100)
         async with httpx2.AsyncClient(base_url=base, timeout=900, limits=limits) as http:
             await wait_ready(http)
@@ -171,8 +233,8 @@ async def main(load_s: float, drain_s: float) -> None:
             started = time.monotonic()
             stop = started + load_s
             users = [
-                asyncio.create_task(user_loop(http, tenant, f"{tenant}-{i}", stop, attempts))
-                for tenant, count in TENANTS.items()
+                asyncio.create_task(user_loop(http, tenant, f"{tenant}-{i}", stop, attempts, seed))
+                for tenant, count in tenants.items()
                 for i in range(count)
             ]
             await asyncio.sleep(load_s)
@@ -181,13 +243,21 @@ async def main(load_s: float, drain_s: float) -> None:
             await asyncio.wait(users, timeout=drain_s)
             for task in users:
                 task.cancel()
-    result = summary(attempts, run)
-    report.save_json("tenant_overload", result)
-    write_report(result, load_s)
+    result = summary(attempts, run, started, tenants)
+    name = "tenant_overload" if seed == 0 else f"tenant_overload_seed{seed}"
+    report.save_json(name, result)
+    write_report(name, result, load_s, tenants, seed, start_full)
     print(result)
 
 
-def write_report(result: dict[str, Any], load_s: float) -> None:
+def write_report(
+    name: str,
+    result: dict[str, Any],
+    load_s: float,
+    tenants: dict[str, int],
+    seed: int,
+    start_full: bool,
+) -> None:
     share, limit = result["binding_limit_used"]
     rows = [
         ["accepted / succeeded", f"{result['accepted']} / {result['succeeded']}"],
@@ -200,22 +270,48 @@ def write_report(result: dict[str, Any], load_s: float) -> None:
         ["Jain's index, big tenant's users", result["jain_big_tenant_users"]],
         ["upstream 429s", result["upstream_429s"]],
         ["lost", result["lost"]],
-        ["binding limit used", f"{limit}: {share:.1%}"],
+        ["binding limit used (simulator's counters)", f"{limit}: {share:.1%}"],
+        ["completions / min during the load", result["completions_per_min"]],
+        [
+            "what the budget allows at the measured usage / min",
+            " (".join(map(str, result["budget_limit_per_min"] or ("n/a", ""))) + ")",
+        ],
+        ["completions / what the budget allows", result["share_of_budget_limit"]],
         ["every attempt's fate", json.dumps(result["statuses"])],
     ]
     body = (
-        f"Tier-1 budget, claude_sim at speed 1, two tenants of {TENANTS['big']} and "
-        f"{TENANTS['small']} users with equal weights, {load_s:.0f} s of load (each user "
+        f"Tier-1 budget, claude_sim at speed 1, two tenants of {tenants['big']} and "
+        f"{tenants['small']} users with equal weights, user seed {seed}, "
+        f"{load_s:.0f} s of load (each user "
         "starts its next generation 2-5 s after its last ended; 30% new pages, 70% edits of "
         "its own page; a refused user comes back after Retry-After), then a drain. Limit "
-        "use is measured over the load.\n\n" + report.table(["", "gateway"], rows)
+        "use is measured over the load; "
+        + (
+            "the buckets start full (as `make run`'s do), a minute of budget on top of the "
+            "window's, so limit use can read above 100%."
+            if start_full
+            else "the buckets start empty, so the window sees the steady rate."
+        )
+        + "\n\n"
+        + report.table(["", "gateway"], rows)
     )
-    report.write_section("tenant_overload", "Overload: two tenants on a tier-1 budget", body)
+    title = "Overload: two tenants on a tier-1 budget"
+    report.write_section(name, title if seed == 0 else f"{title} (seed {seed})", body)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--load", type=float, default=180, help="seconds of load")
     parser.add_argument("--drain", type=float, default=180, help="longest wait for the rest")
+    parser.add_argument("--big", type=int, default=24, help="users of the big tenant")
+    parser.add_argument("--small", type=int, default=3, help="users of the small tenant")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the users' choices")
+    parser.add_argument(
+        "--start-empty",
+        action="store_true",
+        help="buckets start empty (simulator and gateway), so the load sees the steady "
+        "rate rather than the minute of budget a fresh organisation starts with",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.load, args.drain))
+    tenants = {"big": args.big, "small": args.small}
+    asyncio.run(main(args.load, args.drain, tenants, args.seed, not args.start_empty))

@@ -8,6 +8,7 @@ from typing import Literal
 from serve_app.prompt_cache import PromptShape
 
 KINDS = ("requests", "input_tokens", "output_tokens")
+Priority = Literal["interactive", "batch"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class CallDemand:
     output_tokens: int
     user: str = "anonymous"
     job_id: str | None = None
-    priority: Literal["interactive", "batch"] = "interactive"
+    priority: Priority = "interactive"
     tag: str = ""
     """Kind of call (the agent): ``max_tokens`` is right-sized from such calls' answers."""
     shape: PromptShape | None = None

@@ -20,11 +20,9 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
-from serve_app.call_demand import CallDemand
+from serve_app.call_demand import CallDemand, Priority
 
-Priority = Literal["interactive", "batch"]
 PRIORITIES: tuple[Priority, ...] = ("interactive", "batch")
 
 

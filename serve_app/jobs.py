@@ -95,7 +95,8 @@ class JobRunner:
             accepted = accepted_event(job, deduplicated=False, cached=False)
             await self.emit(job.job_id, "accepted", {**accepted, "estimated_s": estimate_s})
         except BaseException:
-            await self.keeper.finish_job(job.job_id, {})
+            with contextlib.suppress(KeeperUnavailableError):  # the first error matters
+                await self.keeper.finish_job(job.job_id, {})
             raise
         self.start(job, plan)
 

@@ -9,7 +9,7 @@ The protocol, as every agent replica speaks it through ``KeeperClient``:
     release(call_id)                           the call was never answered: refund it all
     observe(pool, headers)                     the API's remaining counts lower our buckets
     pause(pool, seconds)                       the API said 429: grant nothing for a while
-    cancel_job(job_id), job_queue(job_id), estimated_wait(pool), snapshot(), ready()
+    cancel_job(job_id), job_queue(job_id), snapshot(), ready()
 
 Why an actor rather than a one-replica Serve deployment: measured on this machine, a named
 async actor answers 2-3x more acquire calls per second than a deployment and costs a
@@ -158,9 +158,6 @@ class BudgetKeeper:
     def job_queue(self, job_id: str) -> dict[str, float] | None:
         return self.budget.job_queue(job_id)
 
-    def estimated_wait(self, pool: str) -> float:
-        return self.budget.estimated_wait(pool)
-
     def snapshot(self) -> dict[str, Any]:
         return {
             "pools": self.budget.snapshot(),
@@ -247,9 +244,6 @@ class KeeperClient:
 
     async def job_queue(self, job_id: str) -> dict[str, float] | None:
         return cast(dict[str, float] | None, await self._call("job_queue", job_id))
-
-    async def estimated_wait(self, pool: str) -> float:
-        return cast(float, await self._call("estimated_wait", pool))
 
     async def snapshot(self) -> dict[str, Any]:
         return cast(dict[str, Any], await self._call("snapshot"))

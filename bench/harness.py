@@ -320,7 +320,7 @@ def pool_usage(run: Run) -> dict[str, dict[str, float]]:
         }
         used = {}
         for kind in KINDS:
-            admitted = _pool_sum(run.sim_after, pool, ADMITTED[kind]) - _pool_sum(
+            admitted = pool_sum(run.sim_after, pool, ADMITTED[kind]) - pool_sum(
                 run.sim_before, pool, ADMITTED[kind]
             )
             stock = max(0.0, _level(run.sim_before, pool, kind) - _level(run.sim_after, pool, kind))
@@ -338,7 +338,7 @@ def _level(stats: dict[str, Any], pool: str, kind: str) -> float:
     )
 
 
-def _pool_sum(stats: dict[str, Any], pool: str, field_name: str) -> float:
+def pool_sum(stats: dict[str, Any], pool: str, field_name: str) -> float:
     return float(
         sum(k["pools"].get(pool, {}).get(field_name, 0) for k in stats.get("keys", {}).values())
     )

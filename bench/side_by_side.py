@@ -2,9 +2,9 @@
 
 Both systems get a fresh claude_sim with the same limits, OTPM mode, speed and seed, and
 the same virtual users (a few heavy ones who think ten times less), drawing the same
-instructions. The seed is ``bench.seed_baseline`` (Celery-style workers with per-worker
-rate limits, backoff on 429, all nine agents, no prompt caching); the gateway is the Ray
-Serve deployment of ``serve_app``.
+instructions. The seed is ``bench.seed`` (Celery workers with per-worker rate limits,
+backoff on 429, all nine agents, no prompt caching), on real Celery unless
+``--seed-backend emulated``; the gateway is the Ray Serve deployment of ``serve_app``.
 
     python -m bench.side_by_side --measure 150
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -25,10 +26,16 @@ from agents.retrieval import CatalogIndex, RetrievalConfig
 from bench import report
 from bench.harness import Outcome, Run, Scenario, measure, run_gateway, summarise
 from bench.plots import plot_runs
-from bench.seed_baseline import SeedBaseline, SeedSettings
+from bench.seed import BACKENDS, Backend, seed_tasks
+from bench.seed.base import SeedSettings
+from bench.seed.baseline import SeedBaseline
 from bench.simproc import simulator
 from claude_sim import SimConfig
 
+SEED_BACKEND_NAMES = {
+    "celery": "real Celery 5.7 (worker processes, Redis broker and result backend)",
+    "emulated": "its asyncio emulation",
+}
 BUDGETS = {
     # Anthropic's tier 1, where the seed plan starts.
     "tier1": {
@@ -51,7 +58,7 @@ BUDGETS = {
 }
 
 
-async def run_seed(scenario: Scenario, tmp: Path) -> Run:
+async def run_seed(scenario: Scenario, tmp: Path, backend: Backend) -> Run:
     """The seed baseline against its own simulator, driven like the gateway."""
     config = SimConfig.model_validate(
         {
@@ -66,8 +73,8 @@ async def run_seed(scenario: Scenario, tmp: Path) -> Run:
     run = Run(scenario)
     index = CatalogIndex.open(RetrievalConfig(uri=str(tmp / "catalog.lance")))
     async with simulator(config) as (url, _), httpx2.AsyncClient(base_url=url) as http:
-        baseline = SeedBaseline(url, settings=SeedSettings(), catalog_index=index)
-        await baseline.start()
+        baseline = SeedBaseline(seed_tasks(backend, url, SeedSettings()), catalog_index=index)
+        await baseline.tasks.start()
 
         async def generate(
             user: str, page_id: str, text: str, page: dict[str, Any] | None, outcome: Outcome
@@ -95,7 +102,7 @@ async def run_seed(scenario: Scenario, tmp: Path) -> Run:
 
         await measure(scenario, generate, run, http, "/sim/stats")
         run.extra["seed_stats"] = baseline.stats.as_dict()
-        await baseline.stop()
+        await baseline.tasks.stop()
     return run
 
 
@@ -165,7 +172,14 @@ def comparison_rows(seed: dict[str, Any], ours: dict[str, Any]) -> list[list[Any
 
 
 async def main(
-    measure: float, warmup: float, users: int, heavy: int, mode: str, drain: float, budget: str
+    measure: float,
+    warmup: float,
+    users: int,
+    heavy: int,
+    mode: str,
+    drain: float,
+    budget: str,
+    backend: Backend,
 ) -> None:
     limits = BUDGETS[budget]
     scenario = Scenario(
@@ -180,7 +194,8 @@ async def main(
     )
     results: dict[str, dict[str, Any]] = {}
     runs: dict[str, Run] = {}
-    for name, runner in (("seed plan", run_seed), ("gateway", run_gateway)):
+    seed_run = functools.partial(run_seed, backend=backend)
+    for name, runner in (("seed plan", seed_run), ("gateway", run_gateway)):
         print(f"{name}: {warmup:.0f} s warm-up, {measure:.0f} s measured ...", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             run = await runner(scenario, Path(tmp))
@@ -204,10 +219,10 @@ async def main(
         f"{limits['haiku']}, OTPM {mode}, buckets starting empty), same {users} virtual users "
         f"({heavy} heavy ones thinking ten times less), same instructions (the shared "
         f"dataset's mix, 10% repeats), {warmup:.0f} s warm-up then {measure:.0f} s measured. "
-        "The seed plan is `bench/seed_baseline.py`: 5 Celery-style workers x 2, 10 calls a "
-        "minute each, backoff 10/20/40 s on 429, nine agents always, no prompt caching, an "
-        "md5(page_id:prompt) cache. 'Limit used' is the share of each limit's budget the "
-        "simulator admitted in the window.\n\n"
+        f"The seed plan is `bench/seed/` on {SEED_BACKEND_NAMES[backend]}: 5 workers x 2, 10 "
+        "calls a minute each, backoff 10/20/40 s on 429, nine agents always, no prompt "
+        "caching, an md5(page_id:prompt) cache. 'Limit used' is the share of each limit's "
+        "budget the simulator admitted in the window.\n\n"
         + report.table(["", "seed plan", "gateway"], rows)
         + (
             f"\n\nThe gateway completed {ratio:.1f}x the seed's generations per minute."
@@ -237,6 +252,7 @@ if __name__ == "__main__":
         help="how long to wait for generations still running at the end",
     )
     parser.add_argument("--budget", default="tier1", choices=sorted(BUDGETS))
+    parser.add_argument("--seed-backend", default="celery", choices=BACKENDS)
     args = parser.parse_args()
     asyncio.run(
         main(
@@ -247,5 +263,6 @@ if __name__ == "__main__":
             args.otpm_mode,
             args.drain,
             args.budget,
+            args.seed_backend,
         )
     )

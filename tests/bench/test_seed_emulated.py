@@ -1,4 +1,4 @@
-"""The seed's Celery design emulated in-process, against claude_sim over a real socket."""
+"""The seed's Celery workers emulated in-process, against claude_sim over a real socket."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import httpx2
 import pytest
 
 from agents.planner import ALL_AGENTS
-from bench.seed_baseline import SeedBaseline, SeedSettings
+from bench.seed.base import SeedSettings
+from bench.seed.baseline import SeedBaseline
+from bench.seed.emulated import EmulatedCelery
 from claude_sim import PoolLimits, SimConfig
 from tests.claude_sim.conftest import USER, served
 
@@ -56,7 +58,7 @@ class Events:
 
 async def test_a_generation_runs_all_nine_agents_without_prompt_caching(fast_sim: str) -> None:
     events = Events()
-    async with SeedBaseline(fast_sim, settings=SeedSettings(rate_per_minute=6000)) as seed:
+    async with SeedBaseline(EmulatedCelery(fast_sim, SeedSettings(rate_per_minute=6000))) as seed:
         outcome = await seed.generate("p1", "add a pricing section", None, on_event=events)
     assert outcome.ok, outcome.error
     assert not outcome.cached
@@ -81,7 +83,7 @@ async def test_each_worker_runs_at_most_its_rate_limit(fast_sim: str) -> None:
     tasks = 4
     settings = SeedSettings(workers=1, rate_per_minute=60)
     params = {"model": "claude-haiku-5-5", "max_tokens": 16, "messages": USER}
-    async with SeedBaseline(fast_sim, settings=settings) as seed:
+    async with SeedBaseline(EmulatedCelery(fast_sim, settings)) as seed:
         started = time.monotonic()
         replies = await asyncio.gather(*(seed.send(dict(params)) for _ in range(tasks)))
         elapsed = time.monotonic() - started
@@ -97,7 +99,7 @@ async def test_a_429_is_retried_with_backoff_then_fails_the_generation() -> None
     events = Events()
     settings = SeedSettings(workers=2, rate_per_minute=0, backoff_base_s=0.05)
     async with served(rpm_limited(1)) as url:
-        async with SeedBaseline(url, settings=settings) as seed:
+        async with SeedBaseline(EmulatedCelery(url, settings)) as seed:
             started = time.monotonic()
             outcome = await seed.generate("p1", "add a pricing section", None, on_event=events)
             elapsed = time.monotonic() - started
@@ -118,7 +120,7 @@ async def test_a_429_is_retried_with_backoff_then_fails_the_generation() -> None
 
 
 async def test_the_md5_cache_answers_a_repeat_without_calling_upstream(fast_sim: str) -> None:
-    async with SeedBaseline(fast_sim, settings=UNLIMITED) as seed:
+    async with SeedBaseline(EmulatedCelery(fast_sim, UNLIMITED)) as seed:
         first = await seed.generate("p1", "add a pricing section", None)
         before = await sim_totals(fast_sim)
         events = Events()

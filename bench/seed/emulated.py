@@ -1,14 +1,8 @@
-"""The seed plan's Phase 2 architecture, reproduced in-process as a benchmark baseline.
+"""The seed's Celery workers emulated with asyncio in one process: the fast variant.
 
-The seed (``scaling-plan.md``) scales the service with Celery: every Claude agent call is a
-task ``call_claude_agent`` (``max_retries=3, rate_limit='10/m'``) on a Redis broker,
-consumed by ``replicas: 5`` worker pods started with ``--concurrency=2``; a 429 is retried
-with ``self.retry(countdown=2 ** self.request.retries * 10)``; identical prompts on the
-same page are answered from an md5 response cache; there is no prompt caching, no planner
-(all nine agents run every time), no global budget and no fairness between users.
-
-This module runs that design with asyncio in one process, with no real Redis, Celery or
-gunicorn. What it emulates, and from which source:
+No Redis, Celery or worker processes; ``celery_workers`` runs the real thing, and the
+fixed-work benchmark shows both side by side (this variant is kept only where it agrees).
+What it emulates, and from which source:
 
 - **Broker**: one FIFO ``asyncio.Queue`` shared by all workers (Redis ``LPUSH``/``BRPOP``
   is FIFO and serves blocked consumers in order; a worker fetches one message per round
@@ -42,8 +36,8 @@ gunicorn. What it emulates, and from which source:
   queued still run (and still spend tokens), as Celery would run them; ``stats.orphaned``
   counts their results.
 
-Why this is faithful for what is measured (latency, throughput, 429s, tokens spent,
-failed generations under one simulated Claude budget): those are decided by the API
+Why it should agree with the real workers on what is measured (latency, throughput, 429s,
+tokens spent, failed generations under one simulated Claude budget): those are decided by the API
 limits, the per-worker token buckets, prefetch, the 2 x M concurrency cap and the retry
 schedule, all reproduced with Celery's semantics, while the parts left out (Redis round
 trips and result polling, a few milliseconds; pickling; process start-up) are small
@@ -52,104 +46,23 @@ uvicorn workers) is async and never the limit in the seed's design, so it is one
 loop here; the Phase 1 per-IP limit (slowapi ``5/minute``) is left to the load generator.
 Every upstream call, repair calls included, is a separate task through the workers; the
 SDK client has ``max_retries=0`` because Celery does the retrying.
-
-The response cache is the seed's ``get_cache_key``: ``md5(f"{page_id}:{prompt}")``, kept
-in memory. As in the seed it is not scoped by tenant (two tenants with the same page id
-and prompt share an answer) and it ignores the page content (an edited page with the same
-id and prompt gets the old answer). It is consulted before a generation and filled after
-a successful one; concurrent identical requests are not merged.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 import anthropic
 import httpx2
 
-from agents.config import PipelineConfig
-from agents.errors import ClaudeAPIError, PipelineError
-from agents.page import Page
-from agents.pipeline import GenerationRequest, Pipeline, StageEvent, make_plan
-from agents.planner import GROUPS
+from agents.errors import ClaudeAPIError
 from agents.prompting import Params
-from agents.retrieval import CatalogIndex
-from agents.runner import AgentRunner, MessageJSON
-from agents.usage import CallUsage, UsageTotals
-
-TASK_NAME = "call_claude_agent"
-OnEvent = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class SeedSettings:
-    """The seed's knobs: ``replicas``, ``--concurrency``, ``rate_limit``, ``max_retries``."""
-
-    workers: int = 5
-    """Celery worker pods (``k8s/celery-worker.yaml``: ``replicas: 5``)."""
-    concurrency: int = 2
-    """Pool processes per worker (``--concurrency=2``)."""
-    rate_per_minute: float = 10
-    """Per-worker ``rate_limit`` of the task (``'10/m'``); 0 disables it."""
-    max_retries: int = 3
-    backoff_base_s: float = 10
-    """``countdown = 2 ** retries * backoff_base_s``: 10, 20, 40 s."""
-    prefetch_multiplier: int = 4
-    """Celery's ``worker_prefetch_multiplier`` (default 4; the seed does not set it)."""
-
-    def __post_init__(self) -> None:
-        if self.workers < 1 or self.concurrency < 1 or self.prefetch_multiplier < 1:
-            raise ValueError("workers, concurrency and prefetch_multiplier must be >= 1")
-        if self.rate_per_minute < 0 or self.max_retries < 0 or self.backoff_base_s < 0:
-            raise ValueError("rate_per_minute, max_retries and backoff_base_s must be >= 0")
-
-
-@dataclass(frozen=True)
-class SeedOutcome:
-    """One generation as the seed answers it.
-
-    ``usage`` sums the upstream calls this generation waited for and got answers to
-    (priced): the whole bill on success, what was spent before the failure on failure,
-    zero calls on a cache hit.
-    """
-
-    ok: bool
-    cached: bool
-    error: str | None
-    usage: UsageTotals | None
-    page: Page | None
-
-
-@dataclass
-class SeedStats:
-    """Counters of the emulated Celery deployment."""
-
-    tasks_published: int = 0
-    """Messages sent to the broker, retries included."""
-    tasks_run: int = 0
-    """Task executions (each one upstream request)."""
-    rate_limited: int = 0
-    """429 answers seen."""
-    retries: int = 0
-    """Retries published after a 429."""
-    failed_after_retries: int = 0
-    """Tasks failed with MaxRetriesExceededError."""
-    failed_other: int = 0
-    """Tasks failed on another API error (not retried)."""
-    orphaned: int = 0
-    """Task results nobody waited for any more (their generation had failed)."""
-    cache_hits: int = 0
-    generations: int = 0
-    generations_failed: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+from agents.runner import MessageJSON
+from bench.seed.base import TASK_NAME, SeedSettings, SeedTasks
 
 
 class _KombuTokenBucket:
@@ -198,7 +111,7 @@ class _Job:
 class _Worker:
     """One ``celery worker --concurrency=N`` process: consumer, rate bucket and pool."""
 
-    def __init__(self, index: int, owner: SeedBaseline) -> None:
+    def __init__(self, index: int, owner: EmulatedCelery) -> None:
         self.index = index
         self.owner = owner
         settings = owner.settings
@@ -290,32 +203,16 @@ class _Worker:
             await self.owner._execute(job)
 
 
-class SeedBaseline:
-    """The seed's Celery deployment in-process, running the nine-agent pipeline."""
+class EmulatedCelery(SeedTasks):
+    """The seed's worker deployment in-process: broker queue, M workers, one SDK client."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        api_key: str = "sk-seed",
-        settings: SeedSettings = SeedSettings(),
-        catalog_index: CatalogIndex | None = None,
-        config: PipelineConfig | None = None,
-    ) -> None:
-        self.settings = settings
-        # The seed has no prompt caching, whatever models are configured.
-        # The seed's agents each send their own prompt, with no prompt caching.
-        self.config = (config or PipelineConfig()).model_copy(
-            update={"prompt_caching": False, "prompt_layout": "per_agent"}
-        )
-        self.stats = SeedStats()
+    def __init__(self, base_url: str, settings: SeedSettings, *, api_key: str = "sk-seed") -> None:
+        super().__init__(settings)
         self._base_url = base_url
         self._api_key = api_key
         self._client: anthropic.AsyncAnthropic | None = None
-        self._cache: dict[str, dict[str, Any]] = {}
         self._workers: list[_Worker] = []
         self._pending: set[asyncio.Future[MessageJSON]] = set()
-        self._index = catalog_index
         self.broker: asyncio.Queue[_Job] = asyncio.Queue()
 
     async def start(self) -> None:
@@ -344,22 +241,10 @@ class SeedBaseline:
             await self._client.close()
             self._client = None
 
-    async def __aenter__(self) -> SeedBaseline:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @staticmethod
-    def cache_key(page_id: str, prompt: str) -> str:
-        """The seed's ``get_cache_key``: no tenant, no page content."""
-        return hashlib.md5(f"{page_id}:{prompt}".encode()).hexdigest()
-
     async def send(self, params: Params) -> MessageJSON:
         """One agent call as a Celery task: ``call_claude_agent.delay(...)`` and its result."""
         if not self._workers:
-            raise RuntimeError("SeedBaseline is not started")
+            raise RuntimeError("EmulatedCelery is not started")
         future: asyncio.Future[MessageJSON] = asyncio.get_running_loop().create_future()
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
@@ -441,54 +326,3 @@ class SeedBaseline:
             self.stats.orphaned += 1
         else:
             job.future.set_exception(error)
-
-    async def generate(
-        self,
-        page_id: str,
-        instruction: str,
-        page: Page | None,
-        *,
-        on_event: OnEvent | None = None,
-    ) -> SeedOutcome:
-        """One generation: the md5 cache, else all nine agents through the workers."""
-        emit: OnEvent = on_event or (lambda event, data: None)
-        self.stats.generations += 1
-        request = GenerationRequest(page_id, instruction, page, groups=GROUPS)
-        job_id = uuid.uuid4().hex
-        key = self.cache_key(page_id, instruction)
-        cached = self._cache.get(key)
-        accepted = {"job_id": job_id, "deduplicated": False, "cached": cached is not None}
-        if cached is not None:
-            self.stats.cache_hits += 1
-            emit("accepted", {**accepted, "plan": cached["plan"], "skipped": cached["skipped"]})
-            emit("result", {**cached, "cached": True})
-            page_out = Page.model_validate(cached["page"])
-            return SeedOutcome(True, True, None, UsageTotals(), page_out)
-
-        plan = make_plan(request)
-        emit("accepted", {**accepted, "plan": list(plan.agents), "skipped": list(plan.skipped)})
-        spent = UsageTotals()
-
-        async def send(params: Params) -> MessageJSON:
-            reply = await self.send(params)
-            call = CallUsage.from_api(
-                str(reply.get("model") or params["model"]), reply.get("usage", {})
-            )
-            spent.add(call, self.config.price_of(call.model))
-            return reply
-
-        def on_stage(event: StageEvent) -> None:
-            emit("stage", event.to_data())
-
-        runner = AgentRunner(self.config, send)
-        pipeline = Pipeline(self.config, runner.run, catalog_index=self._index)
-        try:
-            result = await pipeline.run(request, plan=plan, on_event=on_stage)
-        except PipelineError as exc:
-            self.stats.generations_failed += 1
-            emit("error", exc.to_json())
-            return SeedOutcome(False, False, exc.message, spent, None)
-        payload = result.to_json()
-        self._cache[key] = payload
-        emit("result", {**payload, "cached": False})
-        return SeedOutcome(True, False, None, result.total, result.page)

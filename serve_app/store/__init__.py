@@ -5,12 +5,22 @@ on the backends' atomic steps; ``memory``, ``redis_backend``, ``actor``: the bac
 ``factory.open_store``: the one place a backend is chosen.
 """
 
-from serve_app.store.base import TERMINAL, JobRecord, JobStatus, Store, StoredEvent
+from serve_app.store.base import (
+    TERMINAL,
+    Fence,
+    JobFencedError,
+    JobRecord,
+    JobStatus,
+    Store,
+    StoredEvent,
+)
 from serve_app.store.factory import open_store
 from serve_app.store.primitives import RateDecision
 
 __all__ = [
     "TERMINAL",
+    "Fence",
+    "JobFencedError",
     "JobRecord",
     "JobStatus",
     "RateDecision",

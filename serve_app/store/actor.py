@@ -17,7 +17,7 @@ from ray.exceptions import RayError
 
 from serve_app.errors import StoreUnavailableError
 from serve_app.singleton import cluster_singleton
-from serve_app.store.base import JobRecord, Store, StoredEvent
+from serve_app.store.base import Fence, JobFencedError, JobRecord, JobStatus, Store, StoredEvent
 from serve_app.store.memory import MemoryStore
 
 STORE_ACTOR_NAME = "nocode-store"
@@ -40,11 +40,11 @@ def _reached(
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(*args, **kwargs)
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, JobFencedError):
             raise
         except RayError as exc:
             cause = getattr(exc, "cause", None)
-            if isinstance(cause, KeyError | ValueError):
+            if isinstance(cause, KeyError | ValueError | JobFencedError):
                 raise cause from None
             raise StoreUnavailableError(
                 f"the store actor is unavailable: {type(exc).__name__}"
@@ -72,8 +72,34 @@ class ActorStore(Store):
         return cast(JobRecord, await self._actor.update_job.remote(job_id, **fields))
 
     @_reached
-    async def append_event(self, job_id: str, event: str, data: dict[str, Any]) -> int:
-        return cast(int, await self._actor.append_event.remote(job_id, event, data))
+    async def claim_job(
+        self, job_id: str, owner: str, *, stale_after_s: float | None
+    ) -> JobRecord | None:
+        claim = self._actor.claim_job.remote(job_id, owner, stale_after_s=stale_after_s)
+        return cast(JobRecord | None, await claim)
+
+    @_reached
+    async def renew_job(self, job_id: str, fence: Fence) -> bool:
+        return cast(bool, await self._actor.renew_job.remote(job_id, fence))
+
+    @_reached
+    async def append_event(
+        self, job_id: str, event: str, data: dict[str, Any], fence: Fence | None = None
+    ) -> int:
+        return cast(int, await self._actor.append_event.remote(job_id, event, data, fence))
+
+    @_reached
+    async def end_job(
+        self,
+        job_id: str,
+        fence: Fence | None,
+        status: JobStatus,
+        event: str,
+        data: dict[str, Any],
+        ttl_s: float,
+    ) -> int:
+        end = self._actor.end_job.remote(job_id, fence, status, event, data, ttl_s)
+        return cast(int, await end)
 
     @_reached
     async def read_events(

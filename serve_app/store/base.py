@@ -62,6 +62,10 @@ class JobRecord(BaseModel):
     """Id of the replica running the job."""
     heartbeat_at: float | None = None
     """Unix time the owner last said it is alive; `Store.stale_jobs` reads it."""
+    epoch: int = 0
+    """Raised each time an owner takes the job; the owner's writes carry it (`Fence`)."""
+    attempts: int = 0
+    """How many times an owner has started the job: its first run, then adoptions."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,72 @@ class StoredEvent:
     id: int
     event: str
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The right to write to a running job: its owner, at the epoch it took the job with.
+
+    Taking a job raises its epoch, so a replica that lost its job (it stalled, another took
+    it, or the job ended) holds a stale fence and every write it tries is refused.
+    """
+
+    owner: str
+    epoch: int
+
+
+class JobFencedError(Exception):
+    """A write to a job by a fence that does not hold it (lost, or the job has ended)."""
+
+    def __init__(self, job_id: str, holder: str) -> None:
+        super().__init__(job_id, holder)
+        self.job_id = job_id
+        self.holder = holder
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} is not held by this writer (held: {self.holder})"
+
+
+ENDED = "ended"
+
+
+def holder_of(job: JobRecord) -> str:
+    """Who may write to ``job``: ``ended`` once it has, else ``<owner>|<epoch>`` (an empty
+    owner before anyone took it). Backends compare it with `token` atomically."""
+    return ENDED if job.status in TERMINAL else f"{job.owner or ''}|{job.epoch}"
+
+
+def token(fence: Fence | None) -> str:
+    """What `holder_of` must equal for a write under ``fence`` (None: nobody took the job)."""
+    return "|0" if fence is None else f"{fence.owner}|{fence.epoch}"
+
+
+def claimable(job: JobRecord, stale_after_s: float | None, now: float) -> bool:
+    """Whether ``job`` may be taken: new and untaken, or its owner silent ``stale_after_s``."""
+    if job.status in TERMINAL:
+        return False
+    if stale_after_s is None:
+        return job.owner is None
+    return is_stale(job, now - stale_after_s)
+
+
+def claimed(job: JobRecord, owner: str, now: float) -> JobRecord:
+    """``job`` as ``owner`` takes it: running, a new epoch, one more attempt."""
+    fields = {
+        "status": "running",
+        "owner": owner,
+        "epoch": job.epoch + 1,
+        "attempts": job.attempts + 1,
+        "heartbeat_at": now,
+    }
+    return updated_job(job, fields)
+
+
+def ended(job: JobRecord, status: JobStatus, event: str, data: dict[str, Any]) -> JobRecord:
+    """``job`` with its terminal status and the data of its terminal event."""
+    if status not in TERMINAL:
+        raise ValueError(f"{status!r} is not a terminal status")
+    return updated_job(job, {"status": status, "result" if event == "result" else "error": data})
 
 
 def updated_job(job: JobRecord, fields: dict[str, Any]) -> JobRecord:
@@ -105,8 +175,45 @@ class Store(ABC):
         """Change some fields and `updated_at`; `KeyError` if the job is missing."""
 
     @abstractmethod
-    async def append_event(self, job_id: str, event: str, data: dict[str, Any]) -> int:
-        """Add an event to the job's log and return its id (1, 2, 3...); `KeyError` if missing."""
+    async def claim_job(
+        self, job_id: str, owner: str, *, stale_after_s: float | None
+    ) -> JobRecord | None:
+        """Take the job for ``owner`` in one atomic step, if `claimable`; the job as taken.
+
+        ``stale_after_s`` None takes a new job nobody took yet; a number adopts one whose
+        owner has been silent that long. None when it is missing, ended, or not free.
+        """
+
+    @abstractmethod
+    async def renew_job(self, job_id: str, fence: Fence) -> bool:
+        """The owner's heartbeat: whether ``fence`` still holds the job (then it is renewed);
+        `KeyError` if the job is missing (the store lost it: its owner may write it again)."""
+
+    @abstractmethod
+    async def append_event(
+        self, job_id: str, event: str, data: dict[str, Any], fence: Fence | None = None
+    ) -> int:
+        """Add an event to the job's log and return its id (1, 2, 3...).
+
+        ``fence`` must hold the job (None: nobody has taken it yet), else `JobFencedError`;
+        `KeyError` if the job is missing.
+        """
+
+    @abstractmethod
+    async def end_job(
+        self,
+        job_id: str,
+        fence: Fence | None,
+        status: JobStatus,
+        event: str,
+        data: dict[str, Any],
+        ttl_s: float,
+    ) -> int:
+        """Append the terminal event and set the terminal status in one atomic step, then
+        let the job expire after ``ttl_s``; the event's id.
+
+        `JobFencedError` unless ``fence`` holds the job, so a job ends once, by its owner.
+        """
 
     @abstractmethod
     async def read_events(

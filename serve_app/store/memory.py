@@ -12,7 +12,22 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from serve_app.store.base import JobRecord, Store, StoredEvent, cache_key, is_stale, updated_job
+from serve_app.store.base import (
+    Fence,
+    JobFencedError,
+    JobRecord,
+    JobStatus,
+    Store,
+    StoredEvent,
+    cache_key,
+    claimable,
+    claimed,
+    ended,
+    holder_of,
+    is_stale,
+    token,
+    updated_job,
+)
 
 V = TypeVar("V")
 
@@ -92,14 +107,66 @@ class MemoryStore(Store):
         state.record = job.model_dump_json()
         return job
 
-    async def append_event(self, job_id: str, event: str, data: dict[str, Any]) -> int:
+    async def claim_job(
+        self, job_id: str, owner: str, *, stale_after_s: float | None
+    ) -> JobRecord | None:
+        state = self._jobs.get(job_id)
+        if state is None:
+            return None
+        now = time.time()
+        job = JobRecord.model_validate_json(state.record)
+        if not claimable(job, stale_after_s, now):
+            return None
+        job = claimed(job, owner, now)
+        state.record = job.model_dump_json()
+        return job
+
+    async def renew_job(self, job_id: str, fence: Fence) -> bool:
         state = self._jobs.get(job_id)
         if state is None:
             raise KeyError(job_id)
+        job = JobRecord.model_validate_json(state.record)
+        if holder_of(job) != token(fence):
+            return False
+        state.record = updated_job(job, {"heartbeat_at": time.time()}).model_dump_json()
+        return True
+
+    def _held(self, job_id: str, fence: Fence | None) -> tuple[_MemoryJob, JobRecord]:
+        state = self._jobs.get(job_id)
+        if state is None:
+            raise KeyError(job_id)
+        job = JobRecord.model_validate_json(state.record)
+        if holder_of(job) != token(fence):
+            raise JobFencedError(job_id, holder_of(job))
+        return state, job
+
+    async def append_event(
+        self, job_id: str, event: str, data: dict[str, Any], fence: Fence | None = None
+    ) -> int:
+        state, _ = self._held(job_id, fence)
+        return await self._append(state, event, data)
+
+    async def _append(self, state: _MemoryJob, event: str, data: dict[str, Any]) -> int:
         state.events.append((event, json.dumps(data)))
         async with self._appended:
             self._appended.notify_all()
         return len(state.events)
+
+    async def end_job(
+        self,
+        job_id: str,
+        fence: Fence | None,
+        status: JobStatus,
+        event: str,
+        data: dict[str, Any],
+        ttl_s: float,
+    ) -> int:
+        state, job = self._held(job_id, fence)
+        # Status first: nothing can slip in between, there is no await before it.
+        state.record = ended(job, status, event, data).model_dump_json()
+        event_id = await self._append(state, event, data)
+        self._jobs.expire(job_id, ttl_s)
+        return event_id
 
     def _events_after(self, job_id: str, after: int) -> list[StoredEvent]:
         state = self._jobs.get(job_id)

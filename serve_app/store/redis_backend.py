@@ -1,6 +1,7 @@
 """The Redis backend: state every replica shares and that outlives them.
 
 Keys, all under the prefix: `job:<id>` (the record as JSON), `events:<id>` (a stream),
+`fence:<id>` (who may write to the job, `holder_of` its record, written with it),
 `jobs:live` (ids of unfinished jobs, so `stale_jobs` never scans the keyspace), `dedup:<key>`,
 `rate:<key>` (GCRA's next-turn time), `cache:<ns>:<key>`, and leases under their own names
 (`flight:<ns>:<key>`: the caller computing that value). Needs a standalone Redis 7.0 or
@@ -27,11 +28,19 @@ from redis.typing import XReadResponse
 from serve_app.errors import StoreUnavailableError
 from serve_app.store.base import (
     TERMINAL,
+    Fence,
+    JobFencedError,
     JobRecord,
+    JobStatus,
     Store,
     StoredEvent,
     cache_key,
+    claimable,
+    claimed,
+    ended,
+    holder_of,
     is_stale,
+    token,
     updated_job,
 )
 
@@ -43,6 +52,7 @@ _MAX_CONNECTIONS = 2_000
 
 _CREATE_JOB = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
+redis.call('SET', KEYS[3], ARGV[4])
 if ARGV[2] == '1' then redis.call('SADD', KEYS[2], ARGV[3]) end
 return 1
 """
@@ -50,14 +60,32 @@ return 1
 # Event logs are streams: XREAD BLOCK waits for entries after an id in one atomic command, so a
 # reader cannot miss an event between reading and subscribing (as it could with a list and
 # pub/sub), and the log survives a restart. Ids are set here as `<n>-0` so that they are the
-# SSE ids 1, 2, 3...; the script makes counting and adding one atomic step across replicas.
+# SSE ids 1, 2, 3...; the script makes counting and adding one atomic step across replicas,
+# and adds only while the writer's fence token matches the job's holder.
+# Returns {id, ''}, {0, ''} for a missing job, or {-1, holder} for a fenced-off writer.
 _APPEND_EVENT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local holder = redis.call('GET', KEYS[3])
+if not holder then return {0, ''} end
+if holder ~= ARGV[3] then return {-1, holder} end
 local id = redis.call('XLEN', KEYS[2]) + 1
 redis.call('XADD', KEYS[2], id .. '-0', 'event', ARGV[1], 'data', ARGV[2])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-return id
+return {id, ''}
+"""
+
+# The terminal event, the ended record and the fence in one step, then the job's expiry.
+_END_JOB = """
+local holder = redis.call('GET', KEYS[3])
+if not holder then return {0, ''} end
+if holder ~= ARGV[3] then return {-1, holder} end
+local id = redis.call('XLEN', KEYS[2]) + 1
+redis.call('XADD', KEYS[2], id .. '-0', 'event', ARGV[1], 'data', ARGV[2])
+redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
+redis.call('SET', KEYS[3], 'ended', 'PX', ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('SREM', KEYS[4], ARGV[6])
+return {id, ''}
 """
 
 # GCRA on the server's clock, in microseconds, so that replicas' clocks never disagree.
@@ -95,6 +123,16 @@ def _redacted(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
+def _event_id(job_id: str, reply: Any) -> int:
+    """The id an append script answered, or the store's error for the job."""
+    event_id, holder = int(reply[0]), str(reply[1])
+    if event_id == 0:
+        raise KeyError(job_id)
+    if event_id < 0:
+        raise JobFencedError(job_id, holder)
+    return event_id
+
+
 def _stored_events(reply: XReadResponse) -> list[StoredEvent]:
     # With legacy_responses (the default) XREAD answers RESP2's list shape whatever the protocol.
     return [
@@ -124,6 +162,7 @@ class RedisStore(Store):
         self._live = f"{prefix}jobs:live"
         self._create_job = self._redis.register_script(_CREATE_JOB)
         self._append_event = self._redis.register_script(_APPEND_EVENT)
+        self._end_job = self._redis.register_script(_END_JOB)
         self._take_turn_script = self._redis.register_script(_TAKE_TURN)
         self._delete_if_equals = self._redis.register_script(_DELETE_IF_EQUALS)
         self._extend_if_equals = self._redis.register_script(_EXTEND_IF_EQUALS)
@@ -141,13 +180,15 @@ class RedisStore(Store):
                 f"Redis at {self._where} is unavailable: {type(exc).__name__}: {exc}"
             ) from exc
 
+    def _job_keys(self, job_id: str) -> list[str]:
+        return [self._key("job", job_id), self._key("events", job_id), self._key("fence", job_id)]
+
     async def create_job(self, job: JobRecord) -> None:
-        keys = [self._key("job", job.job_id), self._live]
+        keys = [self._key("job", job.job_id), self._live, self._key("fence", job.job_id)]
         unfinished = "0" if job.status in TERMINAL else "1"
+        args = [job.model_dump_json(), unfinished, job.job_id, holder_of(job)]
         with self._guard():
-            created = await self._create_job(
-                keys=keys, args=[job.model_dump_json(), unfinished, job.job_id]
-            )
+            created = await self._create_job(keys=keys, args=args)
         if not created:
             raise ValueError(f"job {job.job_id} already exists")
 
@@ -169,6 +210,7 @@ class RedisStore(Store):
                         job = updated_job(JobRecord.model_validate_json(raw), fields)
                         pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
                         pipe.set(key, job.model_dump_json(), keepttl=True)
+                        pipe.set(self._key("fence", job_id), holder_of(job), keepttl=True)
                         if job.status in TERMINAL:
                             pipe.srem(self._live, job_id)
                         else:
@@ -179,14 +221,88 @@ class RedisStore(Store):
                         # Another replica changed the job meanwhile: apply ours to its version.
                         continue
 
-    async def append_event(self, job_id: str, event: str, data: dict[str, Any]) -> int:
-        keys = [self._key("job", job_id), self._key("events", job_id)]
-        payload = json.dumps(data)
+    async def claim_job(
+        self, job_id: str, owner: str, *, stale_after_s: float | None
+    ) -> JobRecord | None:
+        key, _, fence_key = self._job_keys(job_id)
         with self._guard():
-            event_id = int(await self._append_event(keys=keys, args=[event, payload]))
-        if event_id == 0:
-            raise KeyError(job_id)
-        return event_id
+            async with self._redis.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        await pipe.watch(key)
+                        raw = await pipe.get(key)
+                        now = time.time()
+                        if raw is None:
+                            return None
+                        job = JobRecord.model_validate_json(raw)
+                        if not claimable(job, stale_after_s, now):
+                            return None
+                        job = claimed(job, owner, now)
+                        pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                        pipe.set(key, job.model_dump_json(), keepttl=True)
+                        pipe.set(fence_key, holder_of(job), keepttl=True)
+                        pipe.sadd(self._live, job_id)
+                        await pipe.execute()
+                        return job
+                    except WatchError:
+                        continue  # it changed meanwhile: look again
+
+    async def renew_job(self, job_id: str, fence: Fence) -> bool:
+        key = self._key("job", job_id)
+        with self._guard():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        await pipe.watch(key)
+                        raw = await pipe.get(key)
+                        if raw is None:
+                            raise KeyError(job_id)
+                        job = JobRecord.model_validate_json(raw)
+                        if holder_of(job) != token(fence):
+                            return False
+                        job = updated_job(job, {"heartbeat_at": time.time()})
+                        pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                        pipe.set(key, job.model_dump_json(), keepttl=True)
+                        await pipe.execute()
+                        return True
+                    except WatchError:
+                        continue
+
+    async def append_event(
+        self, job_id: str, event: str, data: dict[str, Any], fence: Fence | None = None
+    ) -> int:
+        args = [event, json.dumps(data), token(fence)]
+        with self._guard():
+            reply = await self._append_event(keys=self._job_keys(job_id), args=args)
+        return _event_id(job_id, reply)
+
+    async def end_job(
+        self,
+        job_id: str,
+        fence: Fence | None,
+        status: JobStatus,
+        event: str,
+        data: dict[str, Any],
+        ttl_s: float,
+    ) -> int:
+        keys = [*self._job_keys(job_id), self._live]
+        with self._guard():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        await pipe.watch(keys[0])
+                        raw = await pipe.get(keys[0])
+                        if raw is None:
+                            raise KeyError(job_id)
+                        record = ended(JobRecord.model_validate_json(raw), status, event, data)
+                        args = [event, json.dumps(data), token(fence)]
+                        args += [record.model_dump_json(), str(_ms(ttl_s)), job_id]
+                        pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                        await self._end_job(keys=keys, args=args, client=pipe)
+                        (reply,) = await pipe.execute()
+                        return _event_id(job_id, reply)
+                    except WatchError:
+                        continue
 
     async def read_events(
         self, job_id: str, after: int = 0, *, block_s: float = 0.0
@@ -271,8 +387,8 @@ class RedisStore(Store):
     async def expire_job(self, job_id: str, ttl_s: float) -> None:
         with self._guard():
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.pexpire(self._key("job", job_id), _ms(ttl_s))
-                pipe.pexpire(self._key("events", job_id), _ms(ttl_s))
+                for key in self._job_keys(job_id):
+                    pipe.pexpire(key, _ms(ttl_s))
                 await pipe.execute()
 
     async def ping(self) -> bool:

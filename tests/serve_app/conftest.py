@@ -7,13 +7,18 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 import pytest
+import ray
 
+from serve_app.store import JobRecord, Store
+from serve_app.store.actor import ActorStore
+from serve_app.store.memory import MemoryStore
+from serve_app.store.redis_backend import RedisStore
 from tests.conftest import RedisServer, free_port, started_redis
 
 # Ray reads these when it starts: no token auth locally, workers not niced below us,
@@ -154,6 +159,48 @@ def gateway(
     ray.kill(ray.get_actor(KEEPER_NAME, namespace=NAMESPACE))
     with contextlib.suppress(ValueError):  # only there if a test used the cluster scope
         ray.kill(ray.get_actor(STORE_ACTOR_NAME, namespace=NAMESPACE))
+
+
+def new_job(job_id: str = "job-1", **fields: Any) -> JobRecord:
+    now = time.time()
+    return JobRecord.model_validate(
+        {
+            "job_id": job_id,
+            "tenant": "acme",
+            "user_id": "u1",
+            "page_id": "home",
+            "request": {"instruction": "add a pricing section", "page": None},
+            "created_at": now,
+            "updated_at": now,
+            **fields,
+        }
+    )
+
+
+BACKENDS = [
+    "memory",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("actor", marks=pytest.mark.ray),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """Each backend: in memory, in a real Redis, and hosted by a Ray actor (a fresh one)."""
+    if request.param == "memory":
+        opened: Store = MemoryStore()
+    elif request.param == "redis":
+        opened = RedisStore(request.getfixturevalue("redis_url"))
+    else:
+        request.getfixturevalue("ray_serve")
+        actor = ray.remote(MemoryStore).options(max_concurrency=1000, num_cpus=0).remote()
+        opened = ActorStore(actor)
+        # Started before the test, so its timings measure the store, not an actor's start.
+        assert await opened.ping() is True
+    yield opened
+    await opened.close()
+    if request.param == "actor":
+        ray.kill(actor)
 
 
 def parse_sse(text: str) -> list[tuple[int, str, dict[str, Any]]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,53 +12,12 @@ import redis.asyncio as redis
 from pydantic import ValidationError
 
 from serve_app.errors import StoreUnavailableError
-from serve_app.store import JobRecord, Store, open_store
+from serve_app.store import Store, open_store
 from serve_app.store.actor import ActorStore
 from serve_app.store.memory import MemoryStore
 from serve_app.store.redis_backend import RedisStore
 from tests.conftest import RedisServer, free_port
-
-
-def new_job(job_id: str = "job-1", **fields: Any) -> JobRecord:
-    now = time.time()
-    return JobRecord.model_validate(
-        {
-            "job_id": job_id,
-            "tenant": "acme",
-            "user_id": "u1",
-            "page_id": "home",
-            "request": {"instruction": "add a pricing section", "page": None},
-            "created_at": now,
-            "updated_at": now,
-            **fields,
-        }
-    )
-
-
-BACKENDS = [
-    "memory",
-    pytest.param("redis", marks=pytest.mark.redis),
-    pytest.param("actor", marks=pytest.mark.ray),
-]
-
-
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    """Each backend: in memory, in a real Redis, and hosted by a Ray actor (a fresh one)."""
-    if request.param == "memory":
-        opened: Store = MemoryStore()
-    elif request.param == "redis":
-        opened = RedisStore(request.getfixturevalue("redis_url"))
-    else:
-        request.getfixturevalue("ray_serve")
-        actor = ray.remote(MemoryStore).options(max_concurrency=1000, num_cpus=0).remote()
-        opened = ActorStore(actor)
-        # Started before the test, so its timings measure the store, not an actor's start.
-        assert await opened.ping() is True
-    yield opened
-    await opened.close()
-    if request.param == "actor":
-        ray.kill(actor)
+from tests.serve_app.conftest import new_job
 
 
 async def test_open_store_picks_the_backend(redis_url: str) -> None:
@@ -343,9 +301,9 @@ async def test_stale_jobs(store: Store) -> None:
 
 async def test_expire_job_drops_it_and_its_events(store: Store) -> None:
     await store.create_job(new_job())
-    await store.append_event("job-1", "result", {})
-    await store.update_job("job-1", status="succeeded")
+    await store.append_event("job-1", "accepted", {})
     await store.expire_job("job-1", 0.3)
+    # Later writes keep the expiry: they do not make the job live forever.
     await store.append_event("job-1", "late", {})
     await store.update_job("job-1", owner="replica-b")
     assert len(await store.read_events("job-1")) == 2
@@ -419,7 +377,8 @@ async def test_keys_live_under_the_prefix_and_the_index_is_pruned(redis_url: str
         await store.hit_rate_limit("r", 5, 60)
         await store.cache_set("ns", "c", {}, 30)
         keys = await raw.keys("*")
-        assert len(keys) == 6
+        # job, fence, events, jobs:live, dedup, rate, cache
+        assert len(keys) == 7
         assert all(str(key).startswith("test:") for key in keys)
         assert await raw.smembers("test:jobs:live") == {"job-1"}
         await store.expire_job("job-1", 0.1)

@@ -211,6 +211,9 @@ class _GenerationRun:
             for scope in scopes
         ]
 
+    async def _call(self, task: AgentTask) -> AgentOutcome:
+        return await self.call(task)
+
     async def _agent(self, name: str) -> None:
         for dep in waits_for(name, self.running):
             await self.done[dep].wait()
@@ -220,11 +223,17 @@ class _GenerationRun:
         self.emit(StageEvent(name, "started", sections=sections))
         started = time.monotonic()
         try:
-            outcomes = list(await asyncio.gather(*(self.call(t) for t in tasks)))
-        except Exception as exc:
-            # Whoever fails the stage (the API, an answer, the caller's transport), say so.
+            # A task group: when one section's call fails, its siblings are cancelled
+            # rather than left to spend budget on a generation that has already failed.
+            async with asyncio.TaskGroup() as group:
+                calls = [group.create_task(self._call(t)) for t in tasks]
+            outcomes = [call.result() for call in calls]
+        except BaseExceptionGroup as group_error:
+            # Whoever fails the stage (the API, an answer, the caller's transport), say so,
+            # and raise the first failure itself, typed.
+            exc = group_error.exceptions[0]
             self.emit(StageEvent(name, "failed", error=str(exc)))
-            raise
+            raise exc from None
         self.outcomes[name] = outcomes
         if spec.edits:
             self.ops[name] = [

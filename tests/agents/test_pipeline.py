@@ -7,7 +7,9 @@ import time
 from typing import Any
 
 import jsonpatch
+import pytest
 
+from agents.errors import ClaudeAPIError
 from agents.page import Page
 from agents.pipeline import GenerationRequest, StageEvent, make_plan
 from agents.prompting import AgentTask
@@ -123,3 +125,40 @@ def test_plans_force_groups_and_new_pages_get_their_basics() -> None:
     planned = make_plan(GenerationRequest("p", "Change the primary colour to green", sample_page()))
     assert "styles" in planned.needs
     assert "layout_generator" in planned.skipped
+
+
+async def test_a_failed_section_call_cancels_its_siblings(make_pipeline: Any) -> None:
+    wiring = make_pipeline()
+    page = sample_page()
+    sections = [section.id for section in page.sections]
+    cancelled: list[str | None] = []
+    started: list[str | None] = []
+
+    async def call(task: AgentTask) -> AgentOutcome:
+        if task.agent == "component_analyzer":  # names every section, so all are called
+            targets = [
+                {"section_id": s, "component_types": ["text"], "brief": "b"} for s in sections
+            ]
+            return AgentOutcome(task.agent, {"targets": targets}, (), 1, 0.0)
+        if task.agent != "component_generator":
+            outcome: AgentOutcome = await wiring.runner.run(task)
+            return outcome
+        started.append(task.scope)
+        if len(started) == 1:
+            await asyncio.sleep(0.05)  # the others are under way by now
+            raise ClaudeAPIError("the first section's call failed", upstream_status=500)
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.append(task.scope)
+            raise
+        raise AssertionError("a sibling ran to its end after the stage had failed")
+
+    events: list[StageEvent] = []
+    request = GenerationRequest("fan", "Add a caption to every section", page, ("components",))
+    with pytest.raises(ClaudeAPIError, match="first section"):
+        await wiring.pipeline_with(call).run(request, on_event=events.append)
+    assert sorted(map(str, started)) == sorted(sections), "one call per section, side by side"
+    assert sorted(map(str, cancelled)) == sorted(map(str, started[1:]))
+    failed = [e for e in events if e.status == "failed"]
+    assert [e.agent for e in failed] == ["component_generator"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import anthropic
@@ -45,6 +45,22 @@ class AgentOutcome:
     """For generators: the operations as applied to the task's page, with minted ids."""
     warnings: tuple[str, ...] = field(default=())
     """What was dropped from the last answer because it did not fit the page."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON, for a cache."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AgentOutcome:
+        return cls(
+            data["agent"],
+            data["output"],
+            tuple(CallUsage(**call) for call in data["calls"]),
+            data["attempts"],
+            data["duration_s"],
+            tuple(data["records"]),
+            tuple(data["warnings"]),
+        )
 
 
 def sdk_send(client: anthropic.AsyncAnthropic) -> Send:

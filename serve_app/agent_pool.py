@@ -6,19 +6,21 @@ known to be cached, ``max_tokens`` right-sized from this agent's answers (an ans
 short is asked again in full). It then settles with
 the usage the API reported, feeds the API's rate-limit headers back, and on a 429 pauses
 the pool for every replica. 429, 529, 5xx, timeouts and dropped connections are retried
-with jittered backoff, each attempt through the budget again. Identical calls of one
-tenant are answered from cache, and identical calls in flight share one upstream call.
+with jittered backoff, each attempt through the budget again. A validated answer is
+cached for its tenant (an answer that failed validation never is), and identical tasks in
+flight share one run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, NoReturn
@@ -27,7 +29,7 @@ import anthropic
 import httpx2
 
 from agents.errors import ClaudeAPIError
-from agents.prompting import Params
+from agents.prompting import Params, build_request
 from agents.runner import AgentOutcome, AgentRunner, MessageJSON
 from agents.specs import SPEC_BY_NAME, path_after
 from claude_facts.tokens import canonical_json
@@ -92,15 +94,42 @@ class AgentReplica:
         self._client = client or upstream_client(self.args, env)
         self._keeper = keeper or keeper_client(self.args, redis_url)
         self._store = store or open_store(redis_url, scope="cluster")
+        self._background: set[asyncio.Future[None]] = set()
 
     async def ping(self) -> str:
         """Readiness: this replica answers."""
         return self.agent
 
     async def run(self, task: Any, meta: CallMeta) -> AgentOutcome:
-        """The agent's validated answer to ``task`` (an ``AgentTask``)."""
-        runner = AgentRunner(self.args.pipeline, partial(self._send, meta))
-        return await runner.run(task)
+        """The agent's validated answer to ``task`` (an ``AgentTask``), from the tenant's
+        cache when the same task was answered before.
+
+        Only what the runner accepted is cached, so a retry after a failed validation
+        calls Claude again instead of meeting the same failure.
+        """
+        runner = AgentRunner(self.args.pipeline, partial(self._upstream, meta))
+        ttl = self.args.upstream.agent_cache_ttl_s
+        if ttl <= 0:
+            return await runner.run(task)
+
+        async def compute() -> dict[str, Any]:
+            return (await runner.run(task)).to_json()
+
+        params = build_request(SPEC_BY_NAME[self.agent], task, self.args.pipeline)
+        digest = hashlib.sha256(canonical_json(params).encode()).hexdigest()
+        value, fresh = await self._store.single_flight(
+            AGENT_CACHE,
+            f"{meta.tenant}:{digest}",
+            compute,
+            ttl_s=ttl,
+            wait_s=self.args.ingress.stage_timeout_s,
+        )
+        outcome = AgentOutcome.from_json(value)
+        if fresh:
+            return outcome
+        # Answered without an upstream call: nothing was spent on this one.
+        metrics().cache_hits.inc(tags={"cache": "agent_call"})
+        return dataclasses.replace(outcome, calls=(), duration_s=0.0)
 
     async def run_beating(self, task: Any, meta: CallMeta) -> AsyncIterator[AgentOutcome | None]:
         """``run``, streamed: ``None`` every ``beat_s`` while it works, then the outcome.
@@ -118,25 +147,6 @@ class AgentReplica:
                 yield None
         finally:
             work.cancel()
-
-    async def _send(self, meta: CallMeta, params: Params) -> MessageJSON:
-        ttl = self.args.upstream.agent_cache_ttl_s
-        if ttl <= 0:
-            return await self._upstream(meta, params)
-        digest = hashlib.sha256(canonical_json(params).encode()).hexdigest()
-        key = f"{meta.tenant}:{digest}"
-        reply, fresh = await self._store.single_flight(
-            AGENT_CACHE,
-            key,
-            partial(self._upstream, meta, params),
-            ttl_s=ttl,
-            wait_s=self.args.upstream.timeout_s,
-        )
-        if fresh:
-            return reply
-        # Answered without an upstream call: nothing was spent on this one.
-        metrics().cache_hits.inc(tags={"cache": "agent_call"})
-        return {**reply, "usage": {"input_tokens": 0, "output_tokens": 0}, "cached": True}
 
     async def _upstream(self, meta: CallMeta, params: Params) -> MessageJSON:
         """One logical call: budget, send, settle; retried on what retrying can fix."""
@@ -191,13 +201,21 @@ class AgentReplica:
             raw = await self._client.messages.with_raw_response.create(
                 **{**params, "max_tokens": granted}
             )
+            message = await raw.parse()
         except anthropic.APIStatusError as exc:
+            # An error reply is not billed; its rate-limit headers still tell the truth.
+            await self._keeper.observe(demand.pool, _rate_headers(exc.response.headers))
             await self._keeper.release(demand.call_id)
             await self._refused(demand.pool, params["model"], exc)
         except (anthropic.APIConnectionError, httpx2.TransportError) as exc:
-            await self._keeper.release(demand.call_id)
+            # Timed out or dropped: the API may have counted it, so it stays charged.
+            await self._keeper.charge(demand.call_id)
             raise _RetryableError(f"Claude API unreachable: {type(exc).__name__}") from None
-        message = await raw.parse()
+        except BaseException:
+            # Cancelled mid-call, or an answer that could not be read: charged, in the
+            # background if this task is being cancelled.
+            self._in_background(self._keeper.charge(demand.call_id))
+            raise
         usage = message.usage
         truncated = message.stop_reason == "max_tokens" and granted < params["max_tokens"]
         spent = {
@@ -213,6 +231,12 @@ class AgentReplica:
             return None
         answer: MessageJSON = json.loads(message.model_dump_json())
         return answer
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` to its end even if the caller is cancelled meanwhile."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _refused(self, pool: str, model: str, exc: anthropic.APIStatusError) -> NoReturn:
         """The API answered an error: pause the pool on 429, then retry or give up."""

@@ -94,6 +94,8 @@ class Budget:
             for name, lim in limits.items()
         }
         self._granted: dict[str, CallDemand] = {}
+        self._granted_at: dict[str, float] = {}
+        """When each grant was made, so that grants nobody settles can be swept."""
         self.output_bound = OutputBound()
         self.mirror = PromptCacheMirror()
         self.tokens = TokenScale()
@@ -137,6 +139,8 @@ class Budget:
             ) from None
         except asyncio.CancelledError:
             pool.queue.remove(waiter)
+            # Granted just as its caller went away: nothing was sent on it.
+            self.release(demand.call_id)
             raise
         return output
 
@@ -161,7 +165,7 @@ class Budget:
         ``input_tokens`` is uncached input; ITPM is charged that plus the cache writes.
         ``truncated``: the answer stopped at the granted ``max_tokens`` (the bound was too low).
         """
-        demand = self._granted.pop(call_id, None)
+        demand = self._take_grant(call_id)
         if demand is None:
             return None
         if not demand.full_output:
@@ -184,9 +188,34 @@ class Budget:
         self._pump(demand.pool)
         return demand
 
+    def _take_grant(self, call_id: str) -> CallDemand | None:
+        self._granted_at.pop(call_id, None)
+        return self._granted.pop(call_id, None)
+
+    def charge(self, call_id: str) -> None:
+        """End a grant whose call may have reached the API (it timed out, its caller was
+        cancelled mid-call, its answer could not be read): what was reserved stays spent,
+        since the API may have counted it; refunding it could overdraw the limit."""
+        demand = self._take_grant(call_id)
+        if demand is None:
+            return
+        requests, input_tokens, output_tokens = (demand.amount(kind) for kind in KINDS)
+        self.pool(demand.pool).history.append(
+            (self._clock(), requests, input_tokens, output_tokens)
+        )
+
+    def sweep_grants(self, older_than_s: float) -> int:
+        """Charge the grants nobody settled or released within ``older_than_s`` (their
+        replica died mid-call); returns how many."""
+        cutoff = self._clock() - older_than_s
+        stale = [call_id for call_id, at in self._granted_at.items() if at < cutoff]
+        for call_id in stale:
+            self.charge(call_id)
+        return len(stale)
+
     def release(self, call_id: str) -> None:
         """Refund everything of a grant whose call was never sent."""
-        demand = self._granted.pop(call_id, None)
+        demand = self._take_grant(call_id)
         if demand is None:
             return
         pool = self.pool(demand.pool)
@@ -305,6 +334,7 @@ class Budget:
                 pool.buckets[kind].level -= waiter.demand.amount(kind)
             pool.queue.pop_head()
             self._granted[waiter.demand.call_id] = waiter.demand
+            self._granted_at[waiter.demand.call_id] = now
             self.grants_total += 1
             waiter.future.set_result(None)
 

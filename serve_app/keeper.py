@@ -39,11 +39,13 @@ from serve_app.call_demand import CallDemand, Limits
 from serve_app.config import GatewayArgs
 from serve_app.errors import GatewayError, KeeperUnavailableError
 from serve_app.singleton import cluster_singleton
+from serve_app.supervised import supervise
 
 log = logging.getLogger("nocode.keeper")
 KEEPER_NAME = "nocode-budget-keeper"
 LEVELS_KEY = "nocode:budget:levels"
 PRIOR_INPUT_TOKENS = 1_500
+GRANT_SWEEP_S = 30.0
 """Uncached input (and cache writes) a call is assumed to need before any was seen."""
 
 
@@ -77,9 +79,20 @@ class BudgetKeeper:
         )
         self._restored = False
         self._saver: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def _sweep_grants(self) -> None:
+        # A grant outlives its call only when the call's replica died mid-call.
+        swept = self.budget.sweep_grants(2 * self._args.upstream.timeout_s)
+        if swept:
+            log.warning("charged %d grants that were never settled (their replicas died)", swept)
 
     async def ready(self) -> dict[str, Any]:
         """Restore saved levels once, start saving; returns what it knows."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(
+                supervise("grant_sweeper", self._sweep_grants, GRANT_SWEEP_S)
+            )
         if not self._restored and self._redis_url:
             self._restored = True
             await self._restore()
@@ -146,6 +159,9 @@ class BudgetKeeper:
     def release(self, call_id: str) -> None:
         self.budget.release(call_id)
 
+    def charge(self, call_id: str) -> None:
+        self.budget.charge(call_id)
+
     def observe(self, pool: str, headers: dict[str, str]) -> None:
         self.budget.observe(pool, headers)
 
@@ -197,8 +213,11 @@ class KeeperClient:
         self.actor = actor
 
     async def _call(self, method: str, *args: Any) -> Any:
+        return await self._result(getattr(self.actor, method).remote(*args))
+
+    async def _result(self, ref: Any) -> Any:
         try:
-            return await getattr(self.actor, method).remote(*args)
+            return await ref
         except RayTaskError as exc:
             if isinstance(exc.cause, GatewayError):
                 raise exc.cause from None
@@ -224,14 +243,29 @@ class KeeperClient:
         return cast(float | None, await self._call("finish_job", job_id, usage_by_agent))
 
     async def acquire(self, demand: CallDemand, timeout_s: float) -> int:
-        """The ``max_tokens`` to send once budget is granted; ``BudgetTimeoutError`` if not."""
-        return cast(int, await self._call("acquire", demand, timeout_s))
+        """The ``max_tokens`` to send once budget is granted; ``BudgetTimeoutError`` if not.
+
+        A caller cancelled while it waits leaves the keeper's queue (Ray cancels the
+        keeper's coroutine), and a grant made meanwhile is refunded: nothing was sent.
+        """
+        ref = self.actor.acquire.remote(demand, timeout_s)
+        try:
+            return cast(int, await self._result(ref))
+        except asyncio.CancelledError:
+            ray.cancel(ref)
+            self.actor.release.remote(demand.call_id)  # not awaited: we are being cancelled
+            raise
 
     async def settle(self, call_id: str, usage: dict[str, int], truncated: bool) -> None:
         await self._call("settle", call_id, usage, truncated)
 
     async def release(self, call_id: str) -> None:
+        """Refund a grant whose call was never sent."""
         await self._call("release", call_id)
+
+    async def charge(self, call_id: str) -> None:
+        """End a grant whose call may have reached the API: its reservation stays spent."""
+        await self._call("charge", call_id)
 
     async def observe(self, pool: str, headers: dict[str, str]) -> None:
         await self._call("observe", pool, headers)

@@ -263,3 +263,39 @@ async def test_max_tokens_is_right_sized_from_answers_and_reset_when_cut() -> No
     assert await call("cut", 375, truncated=True) == 375
     assert await call("after-cut", 300) == 4000, "a cut answer resets the bound"
     assert await call("retry", 900, full=True) == 4000
+
+
+async def test_a_charged_grant_stays_spent() -> None:
+    budget = Budget({"sonnet": Limits(rpm=100, itpm=1_000, otpm=1_000)})
+    await budget.acquire(need("a", tokens=800, out=900), timeout_s=1)
+    budget.charge("a")  # it timed out: the API may have counted it
+    budget.release("a")
+    assert budget.settle("a", input_tokens=1, output_tokens=1) is None, "the grant has ended"
+    remaining = budget.snapshot()["sonnet"]["remaining"]
+    assert remaining["input_tokens"] == pytest.approx(200, abs=2)
+    assert remaining["output_tokens"] == pytest.approx(100, abs=2)
+
+
+async def test_grants_nobody_settles_are_swept_and_charged() -> None:
+    now = [1000.0]
+    budget = Budget({"sonnet": Limits(rpm=100, itpm=10_000, otpm=10_000)}, clock=lambda: now[0])
+    await budget.acquire(need("orphan", tokens=500), timeout_s=1)
+    now[0] += 100
+    await budget.acquire(need("recent", tokens=500), timeout_s=1)
+    assert budget.sweep_grants(older_than_s=50) == 1
+    assert budget.settle("orphan", input_tokens=1, output_tokens=1) is None
+    assert budget.settle("recent", input_tokens=1, output_tokens=1) is not None
+    assert budget.sweep_grants(older_than_s=0) == 0, "nothing is left to sweep"
+
+
+async def test_a_cancelled_waiter_leaves_the_queue_and_its_turn_goes_to_the_next() -> None:
+    budget = Budget({"sonnet": Limits(rpm=120, itpm=10_000, otpm=10_000)}, start_full=False)
+    gone = asyncio.create_task(budget.acquire(need("gone"), timeout_s=30))
+    await asyncio.sleep(0.01)
+    assert budget.snapshot()["sonnet"]["queue_depth"] == 1
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert budget.snapshot()["sonnet"]["queue_depth"] == 0
+    await budget.acquire(need("next"), timeout_s=5)
+    assert budget.settle("gone", input_tokens=1, output_tokens=1) is None, "never granted"

@@ -1,0 +1,79 @@
+"""One agent replica outside Serve: a real keeper actor, the memory store, claude_sim."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import ray
+
+from agents.errors import AgentOutputError
+from claude_sim import SimConfig, create_app
+from serve_app.agent_pool import AgentReplica, CallMeta
+from serve_app.config import GatewayArgs
+from serve_app.keeper import BudgetKeeper, KeeperClient
+from serve_app.store.memory import MemoryStore
+from tests.agents.test_runner import task
+from tests.claude_sim.conftest import raw, sdk
+
+pytestmark = pytest.mark.ray
+
+ARGS = GatewayArgs.model_validate({"upstream": {"agent_cache_ttl_s": 600}})
+
+
+@pytest.fixture
+async def keeper(ray_serve: tuple[int, int]) -> AsyncIterator[KeeperClient]:
+    """A keeper of this test's own (not the cluster's singleton), over a real actor."""
+    actor = ray.remote(BudgetKeeper).options(num_cpus=0).remote(ARGS.model_dump_json(), None)
+    yield KeeperClient(actor)
+    ray.kill(actor)
+
+
+async def requests_seen(app: Any) -> int:
+    async with raw(app) as http:
+        stats = (await http.get("/sim/stats")).json()
+    return sum(m["requests"] for k in stats["keys"].values() for m in k["models"].values())
+
+
+Replica = Callable[[dict[str, Any]], tuple[AgentReplica, Any]]
+
+
+@pytest.fixture
+def replica(keeper: KeeperClient) -> Replica:
+    """A ``review`` replica against a simulator with ``faults``, sharing one store."""
+    store = MemoryStore()
+
+    def build(faults: dict[str, Any]) -> tuple[AgentReplica, Any]:
+        app = create_app(SimConfig.model_validate({"speed": 200.0, "faults": faults}))
+        client = sdk(app)
+        args = ARGS.model_dump_json()
+        agent = AgentReplica("review", args, client=client, store=store, keeper=keeper)
+        return agent, app
+
+    return build
+
+
+META = CallMeta("job-1", "acme", "u1")
+
+
+async def test_a_validated_answer_is_cached_for_its_tenant(replica: Replica) -> None:
+    agent, app = replica({})
+    first = await agent.run(task("review"), META)
+    spent = await requests_seen(app)
+    again = await agent.run(task("review"), META)
+    assert spent == len(first.calls) >= 1
+    assert await requests_seen(app) == spent, "answered from the cache"
+    assert again.output == first.output
+    assert again.calls == (), "a cached answer cost nothing"
+    other = await agent.run(task("review"), CallMeta("job-2", "globex", "v1"))
+    assert await requests_seen(app) > spent, "another tenant never sees acme's answer"
+    assert other.output
+
+
+async def test_an_answer_that_failed_validation_is_not_cached(replica: Replica) -> None:
+    agent, app = replica({"invalid_tool_input": 1.0})
+    for expected in (2, 4):  # a call and its repair each time, none answered from a cache
+        with pytest.raises(AgentOutputError):
+            await agent.run(task("review"), META)
+        assert await requests_seen(app) == expected

@@ -1,0 +1,58 @@
+"""The keeper across its Ray hop: a caller that goes away leaves nothing behind in it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import ray
+
+from serve_app.call_demand import CallDemand
+from serve_app.config import GatewayArgs
+from serve_app.keeper import BudgetKeeper, KeeperClient
+
+pytestmark = pytest.mark.ray
+
+TIGHT = {"rpm": 1, "itpm": 100_000, "otpm": 100_000}
+ARGS = GatewayArgs.model_validate(
+    {"budget": {"tier": "custom", "limits": {"sonnet": TIGHT, "haiku": TIGHT}, "start_full": False}}
+)
+
+
+@pytest.fixture
+async def keeper(ray_serve: tuple[int, int]) -> AsyncIterator[KeeperClient]:
+    """A keeper of this test's own (one request a minute), over a real actor."""
+    actor = ray.remote(BudgetKeeper).options(num_cpus=0).remote(ARGS.model_dump_json(), None)
+    client = KeeperClient(actor)
+    await client.ready()
+    yield client
+    ray.kill(actor)
+
+
+def demand(call_id: str) -> CallDemand:
+    return CallDemand(call_id, "sonnet", 100, 100, user="acme/u", job_id="j", tenant="acme")
+
+
+async def queue_depth(keeper: KeeperClient) -> int:
+    depth: int = (await keeper.snapshot())["pools"]["sonnet"]["queue_depth"]
+    return depth
+
+
+async def test_a_caller_cancelled_while_waiting_leaves_the_keepers_queue(
+    keeper: KeeperClient,
+) -> None:
+    waiting = asyncio.create_task(keeper.acquire(demand("gone"), 60))
+    for _ in range(100):
+        if await queue_depth(keeper) == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert await queue_depth(keeper) == 1, "the call waits in the keeper"
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    for _ in range(100):
+        if await queue_depth(keeper) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await queue_depth(keeper) == 0, "the keeper no longer holds a waiter for nobody"

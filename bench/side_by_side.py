@@ -171,6 +171,24 @@ def comparison_rows(seed: dict[str, Any], ours: dict[str, Any]) -> list[list[Any
     return rows
 
 
+async def run_both(
+    scenario: Scenario, backend: Backend
+) -> tuple[dict[str, Run], dict[str, dict[str, Any]]]:
+    """The seed plan, then the gateway, on the same scenario: their runs and summaries."""
+    results: dict[str, dict[str, Any]] = {}
+    runs: dict[str, Run] = {}
+    seed_run = functools.partial(run_seed, backend=backend)
+    for name, runner in (("seed plan", seed_run), ("gateway", run_gateway)):
+        print(f"{name}: {scenario.warmup_s:.0f} s warm-up, {scenario.measure_s:.0f} s ...")
+        with tempfile.TemporaryDirectory() as tmp:
+            run = await runner(scenario, Path(tmp))
+        runs[name] = run
+        results[name] = summarise(run)
+        results[name]["extra"] = {k: v for k, v in run.extra.items() if k != "capacity"}
+        print(name, results[name], flush=True)
+    return runs, results
+
+
 async def main(
     measure: float,
     warmup: float,
@@ -192,17 +210,7 @@ async def main(
         think_s=40.0,
         drain_s=drain,
     )
-    results: dict[str, dict[str, Any]] = {}
-    runs: dict[str, Run] = {}
-    seed_run = functools.partial(run_seed, backend=backend)
-    for name, runner in (("seed plan", seed_run), ("gateway", run_gateway)):
-        print(f"{name}: {warmup:.0f} s warm-up, {measure:.0f} s measured ...", flush=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            run = await runner(scenario, Path(tmp))
-        runs[name] = run
-        results[name] = summarise(run)
-        results[name]["extra"] = {k: v for k, v in run.extra.items() if k != "capacity"}
-        print(name, results[name], flush=True)
+    runs, results = await run_both(scenario, backend)
     report.save_json(
         f"side_by_side_{budget}",
         {"limits": limits, "scenario": scenario.__dict__, "results": results},

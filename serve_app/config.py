@@ -128,6 +128,12 @@ class IngressArgs(_Args):
     stage_attempts: int = Field(
         default=3, ge=1, description="Tries of a stage whose replica died or timed out."
     )
+    job_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Runs of a job in all (its first, then adoptions after its ingress "
+        "replica was lost) before it fails.",
+    )
     result_ttl_s: float = Field(
         default=3600.0, gt=0, description="How long whole-generation results are cached."
     )

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 
+from serve_app.errors import DependencyUnavailableError
+from serve_app.metrics import metrics
 from serve_app.store import Store, StoredEvent
+from serve_app.supervised import backoff
 
+log = logging.getLogger("nocode.feeds")
 TERMINAL_EVENTS = ("result", "error")
+FEED_RETRY_MAX_S = 5.0
 
 
 class _Feed:
@@ -82,14 +88,25 @@ class EventFeeds:
                     feed.reader.cancel()
 
     async def _read(self, job_id: str, feed: _Feed) -> None:
+        """Read on until the terminal event; an unreachable store is waited out (the
+        subscribers keep their pings), any other failure is handed to them."""
         after = 0
+        failures = 0
         while True:
             try:
                 batch = await self._store.read_events(job_id, after, block_s=self._block_s)
+            except DependencyUnavailableError:
+                failures += 1
+                metrics().loop_failures.inc(tags={"loop": "feed"})
+                if failures == 1:
+                    log.warning("store unreachable while following job %s; retrying", job_id)
+                await asyncio.sleep(backoff(0.5, failures, FEED_RETRY_MAX_S))
+                continue
             except Exception as exc:  # handed to every subscriber, which decides
                 feed.error = exc
                 feed.publish()
                 return
+            failures = 0
             if batch:
                 feed.events.extend(batch)
                 after = batch[-1].id

@@ -24,7 +24,7 @@ from serve_app.admission import Admission, Admitted, Attached, Decision
 from serve_app.bodies import GenerateBody, SeedBody, read_body
 from serve_app.config import GatewayArgs, read_env
 from serve_app.error_handlers import install_error_handlers
-from serve_app.errors import AuthenticationError, DependencyUnavailableError, NotFoundError
+from serve_app.errors import AuthenticationError, NotFoundError
 from serve_app.event_feed import EventFeeds
 from serve_app.job_keys import CANCELS
 from serve_app.jobs import JobRunner
@@ -32,6 +32,7 @@ from serve_app.keeper import keeper_client
 from serve_app.playground import PLAYGROUND_HTML
 from serve_app.store import TERMINAL, JobRecord, open_store
 from serve_app.streams import JobStreams
+from serve_app.supervised import supervise
 
 log = logging.getLogger("nocode.ingress")
 app = FastAPI(
@@ -85,17 +86,14 @@ class Ingress:
         self.admission = Admission(self.args, self.store, self.keeper)
         feeds = EventFeeds(self.store, block_s=self.args.ingress.ping_interval_s)
         self.streams = JobStreams(self.store, feeds, self.args.ingress.ping_interval_s)
-        self._sweeper = asyncio.get_event_loop().create_task(self._sweep())
+        self._sweeper = asyncio.get_event_loop().create_task(
+            supervise("sweeper", self._sweep, ORPHAN_SWEEP_S)
+        )
 
     async def _sweep(self) -> None:
-        """Adopt the jobs of replicas that died, as long as this one lives."""
-        while True:
-            try:
-                await self.keeper.ready()
-                await self.jobs.adopt_stale()
-            except DependencyUnavailableError:
-                log.warning("store or keeper unreachable while looking for orphaned jobs")
-            await asyncio.sleep(ORPHAN_SWEEP_S)
+        """Adopt the jobs of replicas that died (supervised: a failure is retried)."""
+        await self.keeper.ready()
+        await self.jobs.adopt_stale()
 
     def caller(self, request: Request) -> tuple[str, str]:
         """The caller's tenant and who it is when it names no user: its key, fingerprinted.

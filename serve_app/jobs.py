@@ -31,16 +31,19 @@ from serve_app.agent_pool import CallMeta
 from serve_app.config import GatewayArgs
 from serve_app.errors import (
     CancelledError,
+    DependencyUnavailableError,
     GatewayError,
     InternalError,
     KeeperUnavailableError,
     StageFailedError,
 )
 from serve_app.job_keys import CANCELS, RESULT_CACHE, result_key, to_request
+from serve_app.job_log import JobLog, JobLostError
 from serve_app.keeper import KeeperClient
 from serve_app.metrics import metrics
-from serve_app.store import TERMINAL, JobRecord, Store
+from serve_app.store import Fence, JobRecord, JobStatus, Store
 from serve_app.streams import accepted_event
+from serve_app.supervised import StopLoop, supervise
 
 log = logging.getLogger("nocode.jobs")
 HEARTBEAT_S = 5.0
@@ -65,6 +68,8 @@ class JobRunner:
         self.index = index
         self.replica_id = uuid.uuid4().hex[:12]
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.lost: set[str] = set()
+        """Jobs another replica took over from this one: their tasks stop without a word."""
         self.finished: dict[str, dict[str, Any]] = {}
 
     def pipeline(self, job: JobRecord, emit: Callable[[StageEvent], None]) -> Pipeline:
@@ -82,23 +87,37 @@ class JobRunner:
         )
 
     def start(self, job: JobRecord, plan: Plan) -> None:
-        """Run ``job`` in the background of this replica."""
-        self.tasks[job.job_id] = asyncio.create_task(self._run(job, plan))
+        """Run ``job``, as this replica took it (`Store.claim_job`), in the background."""
+        fence = Fence(self.replica_id, job.epoch)
+        self.tasks[job.job_id] = asyncio.create_task(self._run(job, fence, plan))
 
     async def launch(self, job: JobRecord, plan: Plan, estimate_s: float) -> None:
-        """Record an admitted job, its ``accepted`` event, and run it.
+        """Record an admitted job and its ``accepted`` event, take it, and run it.
 
-        If it cannot be recorded, the keeper stops counting it before the error goes on.
+        If that fails part way, the job is ended with the error (best effort), so that no
+        sweeper adopts a job admission has forgotten; the keeper stops counting it.
         """
         try:
             await self.store.create_job(job)
             accepted = accepted_event(job, deduplicated=False, cached=False)
-            await self.emit(job.job_id, "accepted", {**accepted, "estimated_s": estimate_s})
-        except BaseException:
-            with contextlib.suppress(KeeperUnavailableError):  # the first error matters
-                await self.keeper.finish_job(job.job_id, {})
+            accepted["estimated_s"] = estimate_s
+            await self.store.append_event(job.job_id, "accepted", accepted)
+            taken = await self.store.claim_job(job.job_id, self.replica_id, stale_after_s=None)
+            if taken is None:
+                raise InternalError("a new job was taken by another replica", id=job.job_id)
+        except BaseException as exc:
+            await self._undo_launch(job, exc)
             raise
-        self.start(job, plan)
+        self.start(taken, plan)
+
+    async def _undo_launch(self, job: JobRecord, exc: BaseException) -> None:
+        error = exc if isinstance(exc, GatewayError) else InternalError("launch failed")
+        with contextlib.suppress(Exception):  # the first error is the one that matters
+            await self.store.end_job(
+                job.job_id, None, "failed", "error", error.to_json(), self.args.ingress.job_ttl_s
+            )
+        with contextlib.suppress(KeeperUnavailableError):
+            await self.keeper.finish_job(job.job_id, {})
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job running here; False when it does not run on this replica."""
@@ -110,82 +129,107 @@ class JobRunner:
             await task
         return True
 
-    async def emit(self, job_id: str, event: str, data: dict[str, Any]) -> None:
-        await self.store.append_event(job_id, event, data)
-
     async def record_replay(self, job: JobRecord, cached: dict[str, Any]) -> JobRecord:
         """A repeat answered from the result cache, recorded as a finished job of its own."""
         result = {**cached, "cached": True}
-        job = job.model_copy(update={"status": "succeeded", "result": result})
         await self.store.create_job(job)
-        await self.emit(
-            job.job_id, "accepted", accepted_event(job, deduplicated=False, cached=True)
-        )
-        await self.emit(job.job_id, "result", result)
-        await self.store.expire_job(job.job_id, self.args.ingress.job_ttl_s)
-        return job
+        accepted = accepted_event(job, deduplicated=False, cached=True)
+        await self.store.append_event(job.job_id, "accepted", accepted)
+        ttl = self.args.ingress.job_ttl_s
+        await self.store.end_job(job.job_id, None, "succeeded", "result", result, ttl)
+        return job.model_copy(update={"status": "succeeded", "result": result})
 
-    async def _run(self, job: JobRecord, plan: Plan) -> None:
-        job = await self.store.update_job(
-            job.job_id, status="running", owner=self.replica_id, heartbeat_at=time.time()
+    async def _run(self, job: JobRecord, fence: Fence, plan: Plan) -> None:
+        job_id = job.job_id
+        joblog = await JobLog.open(self.store, job, fence, on_lost=lambda: self.lose(job_id))
+        beat = asyncio.create_task(
+            supervise("heartbeat", _Heartbeat(self, job_id, fence, joblog).step, 1.0)
         )
-        beat = asyncio.create_task(self._heartbeat(job.job_id))
         try:
-            payload = await self._generate(job, plan)
-            await self._finish(job, "succeeded", "result", payload)
+            ending = await self._outcome(job, joblog, plan)
+            await self._finish(job, joblog, *ending)
+        except JobLostError:
+            log.warning("job %s was taken over by another replica; this one stops", job_id)
+            metrics().job_ownership.inc(tags={"event": "lost"})
+        finally:
+            beat.cancel()
+            joblog.close()
+            self.tasks.pop(job_id, None)
+            self.lost.discard(job_id)
+
+    def lose(self, job_id: str) -> None:
+        """Another replica holds the job now: stop its task here, which then writes nothing."""
+        self.lost.add(job_id)
+        task = self.tasks.get(job_id)
+        if task is not None:
+            task.cancel()
+
+    async def _outcome(
+        self, job: JobRecord, joblog: JobLog, plan: Plan
+    ) -> tuple[JobStatus, str, dict[str, Any]]:
+        """How the job ends: (status, terminal event, its data); `JobLostError` if it moved."""
+        try:
+            return "succeeded", "result", await self._generate(job, joblog, plan)
         except asyncio.CancelledError:
-            await self.keeper.cancel_job(job.job_id)
-            await self._fail(job, "cancelled", CancelledError("the job was cancelled"))
+            if job.job_id in self.lost:
+                raise JobLostError(job.job_id) from None
+            await self._cancel_calls(job.job_id)
+            return "cancelled", "error", CancelledError("the job was cancelled").to_json()
         except TimeoutError:
-            await self.keeper.cancel_job(job.job_id)
+            await self._cancel_calls(job.job_id)
             deadline = self.args.ingress.job_deadline_s
             late = StageFailedError(
                 f"the generation did not finish within {deadline:g} s", retry_after_s=30
             )
-            await self._fail(job, "failed", late)
+            return "failed", "error", late.to_json()
         except (GatewayError, PipelineError) as exc:
-            await self._fail(job, "failed", exc)
+            return "failed", "error", exc.to_json()
         except Exception:
             error_id = f"err_{uuid.uuid4().hex[:16]}"
             log.exception("job %s failed unexpectedly (error id %s)", job.job_id, error_id)
             bug = InternalError("the generation failed unexpectedly; it was logged", id=error_id)
-            await self._fail(job, "failed", bug)
-        finally:
-            beat.cancel()
-            self.tasks.pop(job.job_id, None)
+            return "failed", "error", bug.to_json()
 
-    async def _generate(self, job: JobRecord, plan: Plan) -> dict[str, Any]:
-        """Run the pipeline, its stage events stored as they come; cache and return the result."""
-        pending: list[asyncio.Task[None]] = []
+    async def _cancel_calls(self, job_id: str) -> None:
+        """Fail the job's calls still waiting for budget (unreachable keeper: its deadline)."""
+        with contextlib.suppress(KeeperUnavailableError):
+            await self.keeper.cancel_job(job_id)
+
+    async def _generate(self, job: JobRecord, joblog: JobLog, plan: Plan) -> dict[str, Any]:
+        """Run the pipeline, its stage events logged as they come; cache and return the result."""
 
         def on_stage(event: StageEvent) -> None:
-            pending.append(asyncio.create_task(self.emit(job.job_id, "stage", event.to_data())))
+            joblog.append("stage", event.to_data())
 
         request = to_request(job.request)
         async with asyncio.timeout(self.args.ingress.job_deadline_s):
             result = await self.pipeline(job, on_stage).run(request, plan=plan, on_event=on_stage)
-        await asyncio.gather(*pending)
         payload = result.to_json()
         payload["cached"] = False
-        await self.store.cache_set(
-            RESULT_CACHE,
-            result_key(job.tenant, request),
-            payload,
-            self.args.ingress.result_ttl_s,
-        )
+        # Best effort: a store outage must not fail a generation that has its result.
+        with contextlib.suppress(DependencyUnavailableError):
+            await self.store.cache_set(
+                RESULT_CACHE,
+                result_key(job.tenant, request),
+                payload,
+                self.args.ingress.result_ttl_s,
+            )
         return payload
 
-    async def _fail(self, job: JobRecord, status: str, error: GatewayError | PipelineError) -> None:
-        await self._finish(job, status, "error", error.to_json())
+    async def _finish(
+        self, job: JobRecord, joblog: JobLog, status: JobStatus, event: str, data: dict[str, Any]
+    ) -> None:
+        """End the job once (its terminal event and status together), then let go of it."""
+        await joblog.end(status, event, data, self.args.ingress.job_ttl_s)
+        await self._ended(job, status, event, data)
 
-    async def _finish(self, job: JobRecord, status: str, event: str, data: dict[str, Any]) -> None:
-        await self.emit(job.job_id, event, data)
-        fields: dict[str, Any] = {"status": status}
-        fields["result" if event == "result" else "error"] = data
-        await self.store.update_job(job.job_id, **fields)
+    async def _ended(
+        self, job: JobRecord, status: JobStatus, event: str, data: dict[str, Any]
+    ) -> None:
+        """What follows a job's end: its dedup key freed, metrics, the keeper told."""
         if job.dedup_key:
-            await self.store.release_dedup(job.dedup_key, job.job_id)
-        await self.store.expire_job(job.job_id, self.args.ingress.job_ttl_s)
+            with contextlib.suppress(DependencyUnavailableError):  # the key runs out anyway
+                await self.store.release_dedup(job.dedup_key, job.job_id)
         self.finished[job.job_id] = {"status": status, "at": time.time(), "cost_usd": _cost(data)}
         metrics().generations.inc(tags={"status": status})
         metrics().generation_seconds.observe(time.time() - job.created_at, tags={"status": status})
@@ -197,23 +241,6 @@ class JobRunner:
         if error_s is not None and event == "result":
             late = "late" if error_s > 0 else "early"
             metrics().estimate_error.observe(abs(error_s), tags={"direction": late})
-
-    async def _heartbeat(self, job_id: str) -> None:
-        """Keep the job marked alive, report its place in the budget queue, obey cancels."""
-        last_queue: dict[str, float] | None = None
-        last_beat = time.monotonic()
-        while True:
-            await asyncio.sleep(1.0)
-            queue = await self.keeper.job_queue(job_id)
-            if queue and (last_queue is None or queue["position"] != last_queue["position"]):
-                await self.emit(job_id, "queued", queue)
-            last_queue = queue
-            if time.monotonic() - last_beat >= HEARTBEAT_S:
-                last_beat = time.monotonic()
-                await self.store.update_job(job_id, heartbeat_at=time.time())
-            if await self.store.cache_get(CANCELS, job_id) is not None:
-                self.tasks[job_id].cancel()
-                return
 
     async def _stage(
         self, task: AgentTask, meta: CallMeta, emit: Callable[[StageEvent], None]
@@ -259,23 +286,92 @@ class JobRunner:
             stream.cancel()
 
     async def adopt_stale(self) -> int:
-        """Re-run jobs whose replica stopped beating; returns how many this one took."""
+        """Take over jobs whose replica went silent; returns how many this one took.
+
+        The claim is atomic, so of several sweepers one wins; a job out of attempts or past
+        its deadline is ended with a clear error instead of being run again.
+        """
         taken = 0
-        for job in await self.store.stale_jobs(STALE_AFTER_S):
-            if job.status in TERMINAL or job.job_id in self.tasks:
+        for stale in await self.store.stale_jobs(STALE_AFTER_S):
+            if stale.job_id in self.tasks:
                 continue
-            claimed = await self.store.update_job(
-                job.job_id, owner=self.replica_id, heartbeat_at=time.time()
+            job = await self.store.claim_job(
+                stale.job_id, self.replica_id, stale_after_s=STALE_AFTER_S
             )
-            await self.emit(
-                job.job_id,
-                "stage",
-                {"agent": "gateway", "status": "retrying", "attempt": 2, "error": "replica lost"},
+            if job is None:
+                continue  # another replica took it first, or it ended meanwhile
+            fence = Fence(self.replica_id, job.epoch)
+            exhausted = self._exhausted(job)
+            if exhausted is not None:
+                metrics().job_ownership.inc(tags={"event": "exhausted"})
+                data = exhausted.to_json()
+                ttl = self.args.ingress.job_ttl_s
+                await self.store.end_job(job.job_id, fence, "failed", "error", data, ttl)
+                await self._ended(job, "failed", "error", data)
+                continue
+            metrics().job_ownership.inc(tags={"event": "adopted"})
+            lost = {"agent": "gateway", "status": "retrying", "attempt": job.attempts}
+            await self.store.append_event(
+                job.job_id, "stage", lost | {"error": "replica lost"}, fence
             )
-            plan = Plan(needs=tuple(_groups(claimed.plan)), confidence=1.0)
-            self.start(claimed, plan)
+            self.start(job, Plan(needs=tuple(_groups(job.plan)), confidence=1.0))
             taken += 1
         return taken
+
+    def _exhausted(self, job: JobRecord) -> StageFailedError | None:
+        """Why ``job`` must not run again, if it must not."""
+        ingress = self.args.ingress
+        if job.attempts > ingress.job_attempts:
+            return StageFailedError(
+                f"the job's gateway replica was lost {job.attempts - 1} times",
+                agent="gateway",
+                retry_after_s=30,
+            )
+        if time.time() > job.created_at + ingress.job_deadline_s:
+            return StageFailedError(
+                f"the generation did not finish within {ingress.job_deadline_s:g} s",
+                agent="gateway",
+                retry_after_s=30,
+            )
+        return None
+
+
+class _Heartbeat:
+    """One job's heartbeat: renew its ownership, report its place in the queue, obey cancels.
+
+    When the renewal finds the job held by someone else, it cancels the job's task, which
+    then writes nothing more.
+    """
+
+    def __init__(self, runner: JobRunner, job_id: str, fence: Fence, joblog: JobLog) -> None:
+        self.runner = runner
+        self.job_id = job_id
+        self.fence = fence
+        self.joblog = joblog
+        self.last_queue: dict[str, float] | None = None
+        self.last_beat = time.monotonic()
+
+    async def step(self) -> None:
+        runner, job_id = self.runner, self.job_id
+        if time.monotonic() - self.last_beat >= HEARTBEAT_S:
+            try:
+                held = await runner.store.renew_job(job_id, self.fence)
+            except KeyError:  # the store lost it (restarted empty): the owner writes it again
+                await self.joblog.restore()
+                held = True
+            if not held:
+                runner.lose(job_id)
+                raise StopLoop
+            self.last_beat = time.monotonic()
+        queue = await runner.keeper.job_queue(job_id)
+        before, self.last_queue = self.last_queue, queue
+        if queue and (before is None or queue["position"] != before["position"]):
+            self.joblog.append("queued", queue)
+        if await runner.store.cache_get(CANCELS, job_id) is not None:
+            task = runner.tasks.get(job_id)
+            if task is not None:
+                task.cancel()
+            raise StopLoop
 
 
 class ReplicaSilentError(Exception):

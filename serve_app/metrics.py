@@ -58,6 +58,18 @@ class GatewayMetrics:
             boundaries=SECONDS,
             tag_keys=("direction",),
         )
+        self.loop_failures = Counter(
+            "nocode_loop_failures_total",
+            description="Failed steps of a background loop (heartbeat, sweeper, feed), "
+            "each retried.",
+            tag_keys=("loop",),
+        )
+        self.job_ownership = Counter(
+            "nocode_job_ownership_total",
+            description="Ownership changes: adopted (from a silent replica), lost (taken "
+            "over, this replica stopped writing), exhausted (adoptions or deadline used up).",
+            tag_keys=("event",),
+        )
         self.cache_hits = Counter(
             "nocode_cache_hits_total",
             description="Answers served from cache, by cache.",

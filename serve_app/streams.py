@@ -14,13 +14,15 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from serve_app.errors import StoreUnavailableError
+from serve_app.errors import DependencyUnavailableError, StoreUnavailableError
 from serve_app.event_feed import EventFeeds
 from serve_app.store import JobRecord, Store, StoredEvent
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 EXPIRY_CHECK_EVERY = 10
-"""Idle pings between two checks that the job still exists (it may have expired)."""
+"""Idle pings between two checks that the job still exists (it may have expired). A job
+missing at two checks in a row has gone: once may be a store restarted empty, which the
+job's owner is writing again."""
 
 
 def frame(event: StoredEvent) -> bytes:
@@ -94,6 +96,7 @@ class JobStreams:
         if first is not None:
             yield frame(first)
         idle = 0
+        missing = 0
         try:
             async for batch in self._feeds.follow(job_id, after, self._ping_interval_s):
                 for event in batch:
@@ -102,8 +105,17 @@ class JobStreams:
                 if batch:
                     continue
                 idle += 1
-                if idle % EXPIRY_CHECK_EVERY == 0 and await self._store.get_job(job_id) is None:
-                    return
+                if idle % EXPIRY_CHECK_EVERY == 0:
+                    missing = missing + 1 if await self._exists(job_id) is False else 0
+                    if missing >= 2:
+                        return
                 yield b": ping\n\n"
         except StoreUnavailableError as exc:
             yield frame(StoredEvent(after, "error", exc.to_json()))
+
+    async def _exists(self, job_id: str) -> bool | None:
+        """Whether the job is in the store; None while the store is unreachable."""
+        try:
+            return await self._store.get_job(job_id) is not None
+        except DependencyUnavailableError:
+            return None

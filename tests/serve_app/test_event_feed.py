@@ -92,17 +92,44 @@ async def test_a_stream_that_joins_after_the_end_replays_and_stops() -> None:
     assert await asyncio.wait_for(collect(feeds, "j3"), 2) == [(1, "accepted"), (2, "error")]
 
 
-async def test_a_store_failure_reaches_every_stream() -> None:
-    class FailingStore(MemoryStore):
+async def test_an_unreachable_store_is_waited_out_with_pings_meanwhile() -> None:
+    class FlakyStore(MemoryStore):
+        """Unreachable for its first three reads, then itself again."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.failures = 0
+
         async def read_events(
             self, job_id: str, after: int = 0, *, block_s: float = 0.0
         ) -> list[StoredEvent]:
-            raise StoreUnavailableError("store down")
+            if self.failures < 3:
+                self.failures += 1
+                raise StoreUnavailableError("store down")
+            return await super().read_events(job_id, after, block_s=block_s)
 
-    feeds = EventFeeds(FailingStore(), block_s=0.1)
+    store = FlakyStore()
+    await job(store, "j4")
+    await store.append_event("j4", "accepted", {})
+    await store.append_event("j4", "result", {})
+    feeds = EventFeeds(store, block_s=0.1)
+    batches = [batch async for batch in feeds.follow("j4", 0, idle_s=0.05)]
+    assert store.failures == 3
+    assert [] in batches, "the stream kept its pings while the store was down"
+    assert [e.event for batch in batches for e in batch] == ["accepted", "result"]
+
+
+async def test_any_other_store_failure_reaches_every_stream() -> None:
+    class BrokenStore(MemoryStore):
+        async def read_events(
+            self, job_id: str, after: int = 0, *, block_s: float = 0.0
+        ) -> list[StoredEvent]:
+            raise RuntimeError("a bug in the store")
+
+    feeds = EventFeeds(BrokenStore(), block_s=0.1)
     outcomes = await asyncio.gather(
-        *(collect(feeds, "j4") for _ in range(3)), return_exceptions=True
+        *(collect(feeds, "j5") for _ in range(3)), return_exceptions=True
     )
-    assert all(isinstance(o, StoreUnavailableError) for o in outcomes)
-    with pytest.raises(StoreUnavailableError):
-        await collect(feeds, "j4")
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    with pytest.raises(RuntimeError, match="a bug"):
+        await collect(feeds, "j5")

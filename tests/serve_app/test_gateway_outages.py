@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+from typing import Any
+
 import httpx2
 import pytest
+import ray
 
-from tests.serve_app.conftest import Gateway, generate, user
+from agents.samples import landing_page
+from serve_app.keeper import KEEPER_NAME
+from serve_app.singleton import NAMESPACE
+from tests.serve_app.conftest import Gateway, generate, parse_sse, user
 
 pytestmark = [pytest.mark.ray, pytest.mark.redis]
 
@@ -46,3 +54,45 @@ def test_every_route_answers_json_503_while_redis_is_down(gateway: Gateway) -> N
     again = generate(gateway, "outage", {"instruction": "Add a footer", "user_id": user()})
     assert again.status_code == 200
     assert "event: result" in again.text
+
+
+def test_a_running_job_rides_out_a_redis_restart_that_lost_everything(gateway: Gateway) -> None:
+    keeper = ray.get_actor(KEEPER_NAME, namespace=NAMESPACE)
+    page_id = f"redis-{uuid.uuid4().hex[:6]}"
+    body = {
+        "instruction": "Restyle the footer in dark mode",
+        "page": landing_page(page_id).model_dump(mode="json"),
+        "user_id": user(),
+        "agents": ["styles"],
+        "stream": False,
+    }
+    # Pausing the haiku pool holds the job in its styles stage while Redis goes away.
+    ray.get(keeper.pause.remote("haiku", 8.0))
+    job = generate(gateway, page_id, body).json()
+    events: list[tuple[int, str, dict[str, Any]]] = []
+    during: list[httpx2.Response] = []
+    with gateway.client() as http, http.stream("GET", job["events_url"]) as stream:
+        buffer = ""
+        for chunk in stream.iter_text():
+            buffer += chunk
+            *blocks, buffer = buffer.split("\n\n")
+            events += parse_sse("\n\n".join(blocks))
+            if not during and any(e[1] == "stage" for e in events):
+                gateway.redis.stop()  # killed; it comes back empty (no persistence)
+                try:
+                    with gateway.client() as other:
+                        during.append(other.get(job["status_url"]))
+                        again = {"instruction": "Add a footer", "user_id": user()}
+                        during.append(other.post(f"/v1/pages/{page_id}/generate", json=again))
+                    time.sleep(2)
+                finally:
+                    gateway.redis.start()
+    for reply in during:
+        assert_unavailable(reply)
+    ids = [e[0] for e in events]
+    assert ids == sorted(set(ids)), "no event twice, none out of order"
+    assert events[-1][1] == "result", events[-1]
+    with gateway.client() as http:
+        record = http.get(job["status_url"])
+    assert record.status_code == 200, "the owner wrote the job again"
+    assert record.json()["status"] == "succeeded"

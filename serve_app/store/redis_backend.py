@@ -15,11 +15,12 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Iterator
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError, WatchError
@@ -44,6 +45,7 @@ from serve_app.store.base import (
     updated_job,
 )
 
+T = TypeVar("T")
 _LEASE_POLL_S = 0.05
 # Below the socket timeout, so that a long blocking read is never taken for a dead server.
 _MAX_BLOCK_MS = 5_000
@@ -197,7 +199,11 @@ class RedisStore(Store):
             raw = await self._redis.get(self._key("job", job_id))
         return None if raw is None else JobRecord.model_validate_json(raw)
 
-    async def update_job(self, job_id: str, **fields: Any) -> JobRecord:
+    async def _transact(
+        self, job_id: str, step: Callable[[Pipeline, JobRecord | None], Awaitable[T]]
+    ) -> T:
+        """``step(pipe, record)`` inside WATCH on the job's record, again if another replica
+        wrote the record meanwhile: every read-check-write of a job is atomic."""
         key = self._key("job", job_id)
         with self._guard():
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -205,68 +211,55 @@ class RedisStore(Store):
                     try:
                         await pipe.watch(key)
                         raw = await pipe.get(key)
-                        if raw is None:
-                            raise KeyError(job_id)
-                        job = updated_job(JobRecord.model_validate_json(raw), fields)
-                        pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
-                        pipe.set(key, job.model_dump_json(), keepttl=True)
-                        pipe.set(self._key("fence", job_id), holder_of(job), keepttl=True)
-                        if job.status in TERMINAL:
-                            pipe.srem(self._live, job_id)
-                        else:
-                            pipe.sadd(self._live, job_id)
-                        await pipe.execute()
-                        return job
+                        job = None if raw is None else JobRecord.model_validate_json(raw)
+                        return await step(pipe, job)
                     except WatchError:
-                        # Another replica changed the job meanwhile: apply ours to its version.
                         continue
+
+    async def _write(self, pipe: Pipeline, job: JobRecord) -> None:
+        """Write the record, its fence and its place in the live index, in one MULTI."""
+        pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        pipe.set(self._key("job", job.job_id), job.model_dump_json(), keepttl=True)
+        pipe.set(self._key("fence", job.job_id), holder_of(job), keepttl=True)
+        if job.status in TERMINAL:
+            pipe.srem(self._live, job.job_id)
+        else:
+            pipe.sadd(self._live, job.job_id)
+        await pipe.execute()
+
+    async def update_job(self, job_id: str, **fields: Any) -> JobRecord:
+        async def step(pipe: Pipeline, job: JobRecord | None) -> JobRecord:
+            if job is None:
+                raise KeyError(job_id)
+            job = updated_job(job, fields)
+            await self._write(pipe, job)
+            return job
+
+        return await self._transact(job_id, step)
 
     async def claim_job(
         self, job_id: str, owner: str, *, stale_after_s: float | None
     ) -> JobRecord | None:
-        key, _, fence_key = self._job_keys(job_id)
-        with self._guard():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                while True:
-                    try:
-                        await pipe.watch(key)
-                        raw = await pipe.get(key)
-                        now = time.time()
-                        if raw is None:
-                            return None
-                        job = JobRecord.model_validate_json(raw)
-                        if not claimable(job, stale_after_s, now):
-                            return None
-                        job = claimed(job, owner, now)
-                        pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
-                        pipe.set(key, job.model_dump_json(), keepttl=True)
-                        pipe.set(fence_key, holder_of(job), keepttl=True)
-                        pipe.sadd(self._live, job_id)
-                        await pipe.execute()
-                        return job
-                    except WatchError:
-                        continue  # it changed meanwhile: look again
+        async def step(pipe: Pipeline, job: JobRecord | None) -> JobRecord | None:
+            now = time.time()
+            if job is None or not claimable(job, stale_after_s, now):
+                return None
+            job = claimed(job, owner, now)
+            await self._write(pipe, job)
+            return job
+
+        return await self._transact(job_id, step)
 
     async def renew_job(self, job_id: str, fence: Fence) -> bool:
-        key = self._key("job", job_id)
-        with self._guard():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                while True:
-                    try:
-                        await pipe.watch(key)
-                        raw = await pipe.get(key)
-                        if raw is None:
-                            raise KeyError(job_id)
-                        job = JobRecord.model_validate_json(raw)
-                        if holder_of(job) != token(fence):
-                            return False
-                        job = updated_job(job, {"heartbeat_at": time.time()})
-                        pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
-                        pipe.set(key, job.model_dump_json(), keepttl=True)
-                        await pipe.execute()
-                        return True
-                    except WatchError:
-                        continue
+        async def step(pipe: Pipeline, job: JobRecord | None) -> bool:
+            if job is None:
+                raise KeyError(job_id)
+            if holder_of(job) != token(fence):
+                return False
+            await self._write(pipe, updated_job(job, {"heartbeat_at": time.time()}))
+            return True
+
+        return await self._transact(job_id, step)
 
     async def append_event(
         self, job_id: str, event: str, data: dict[str, Any], fence: Fence | None = None
@@ -286,23 +279,19 @@ class RedisStore(Store):
         ttl_s: float,
     ) -> int:
         keys = [*self._job_keys(job_id), self._live]
-        with self._guard():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                while True:
-                    try:
-                        await pipe.watch(keys[0])
-                        raw = await pipe.get(keys[0])
-                        if raw is None:
-                            raise KeyError(job_id)
-                        record = ended(JobRecord.model_validate_json(raw), status, event, data)
-                        args = [event, json.dumps(data), token(fence)]
-                        args += [record.model_dump_json(), str(_ms(ttl_s)), job_id]
-                        pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
-                        await self._end_job(keys=keys, args=args, client=pipe)
-                        (reply,) = await pipe.execute()
-                        return _event_id(job_id, reply)
-                    except WatchError:
-                        continue
+
+        async def step(pipe: Pipeline, job: JobRecord | None) -> int:
+            if job is None:
+                raise KeyError(job_id)
+            record = ended(job, status, event, data)
+            args = [event, json.dumps(data), token(fence)]
+            args += [record.model_dump_json(), str(_ms(ttl_s)), job_id]
+            pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+            await self._end_job(keys=keys, args=args, client=pipe)
+            (reply,) = await pipe.execute()
+            return _event_id(job_id, reply)
+
+        return await self._transact(job_id, step)
 
     async def read_events(
         self, job_id: str, after: int = 0, *, block_s: float = 0.0

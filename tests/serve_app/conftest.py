@@ -226,6 +226,28 @@ def generate(
         return http.post(f"/v1/pages/{page_id}/generate", json=body, headers=headers or {})
 
 
+def held_styles_job(gw: Gateway, page_id: str, hold_s: float) -> dict[str, Any]:
+    """Start a styles-only job (``stream: false``) whose one call is held ``hold_s`` in
+    the keeper (the haiku pool paused), so that a test can break something mid-job."""
+    import ray
+
+    from agents.samples import landing_page
+    from serve_app.keeper import KEEPER_NAME
+    from serve_app.singleton import NAMESPACE
+
+    keeper = ray.get_actor(KEEPER_NAME, namespace=NAMESPACE)
+    body = {
+        "instruction": "Restyle the footer in dark mode",
+        "page": landing_page(page_id).model_dump(mode="json"),
+        "user_id": user(),
+        "agents": ["styles"],
+        "stream": False,
+    }
+    ray.get(keeper.pause.remote("haiku", hold_s))
+    job: dict[str, Any] = generate(gw, page_id, body).json()
+    return job
+
+
 def user() -> str:
     """A fresh user id, so that tests never share a user's rate limit."""
     return f"user-{uuid.uuid4().hex[:8]}"

@@ -13,7 +13,7 @@ import pytest
 
 from agents.page import Page
 from agents.samples import landing_page
-from tests.serve_app.conftest import Gateway, generate, parse_sse, user
+from tests.serve_app.conftest import Gateway, generate, held_styles_job, parse_sse, user
 
 pytestmark = pytest.mark.ray
 
@@ -363,22 +363,9 @@ def test_prometheus_metrics_are_exported(gateway: Gateway) -> None:
 def test_a_stage_whose_replica_dies_is_retried_on_another(gateway: Gateway) -> None:
     import ray
 
-    from serve_app.keeper import KEEPER_NAME
-    from serve_app.singleton import NAMESPACE
-
-    keeper = ray.get_actor(KEEPER_NAME, namespace=NAMESPACE)
-    page_id = f"kill-{uuid.uuid4().hex[:6]}"
-    body = {
-        "instruction": "Restyle the footer in dark mode",
-        "page": landing_page(page_id).model_dump(mode="json"),
-        "user_id": user(),
-        "agents": ["styles"],
-        "stream": False,
-    }
-    # Pausing the haiku pool holds the styles call inside its replica, so the kill below
-    # lands while the stage is in flight rather than after it.
-    ray.get(keeper.pause.remote("haiku", 4.0))
-    job = generate(gateway, page_id, body).json()
+    # Held in its styles stage (the haiku pool paused), so the kill below lands while the
+    # stage is in flight rather than after it.
+    job = held_styles_job(gateway, f"kill-{uuid.uuid4().hex[:6]}", 4.0)
     events: list[tuple[int, str, dict[str, Any]]] = []
     with gateway.client() as http, http.stream("GET", job["events_url"]) as stream:
         killed = False

@@ -8,12 +8,8 @@ from typing import Any
 
 import httpx2
 import pytest
-import ray
 
-from agents.samples import landing_page
-from serve_app.keeper import KEEPER_NAME
-from serve_app.singleton import NAMESPACE
-from tests.serve_app.conftest import Gateway, generate, parse_sse, user
+from tests.serve_app.conftest import Gateway, generate, held_styles_job, parse_sse, user
 
 pytestmark = [pytest.mark.ray, pytest.mark.redis]
 
@@ -57,18 +53,9 @@ def test_every_route_answers_json_503_while_redis_is_down(gateway: Gateway) -> N
 
 
 def test_a_running_job_rides_out_a_redis_restart_that_lost_everything(gateway: Gateway) -> None:
-    keeper = ray.get_actor(KEEPER_NAME, namespace=NAMESPACE)
     page_id = f"redis-{uuid.uuid4().hex[:6]}"
-    body = {
-        "instruction": "Restyle the footer in dark mode",
-        "page": landing_page(page_id).model_dump(mode="json"),
-        "user_id": user(),
-        "agents": ["styles"],
-        "stream": False,
-    }
-    # Pausing the haiku pool holds the job in its styles stage while Redis goes away.
-    ray.get(keeper.pause.remote("haiku", 8.0))
-    job = generate(gateway, page_id, body).json()
+    # Held in its styles stage (the haiku pool paused) while Redis goes away.
+    job = held_styles_job(gateway, page_id, 8.0)
     events: list[tuple[int, str, dict[str, Any]]] = []
     during: list[httpx2.Response] = []
     with gateway.client() as http, http.stream("GET", job["events_url"]) as stream:

@@ -187,14 +187,13 @@ class Ingress:
         """Budget per model pool, measured cost per generation, cache hit ratio."""
         self.tenant(request)
         budget = await self.keeper.snapshot()
-        finished = [f for f in self.jobs.finished.values() if f["status"] == "succeeded"]
-        costs = [f["cost_usd"] for f in finished]
+        costs = self.jobs.recent_costs
         lookups, hits = self.admission.cache_lookups, self.admission.cache_hits
         return JSONResponse(
             {
                 "pools": budget["pools"],
                 "generations": {
-                    "finished_here": len(finished),
+                    "finished_here": self.jobs.succeeded,
                     "mean_cost_usd": round(sum(costs) / len(costs), 6) if costs else None,
                 },
                 "result_cache": {
@@ -218,8 +217,12 @@ class Ingress:
         for name, handle in self.handles.items():
             checks[f"agent:{name}"] = await _answers(handle.ping.remote())
         ready = all(checks.values())
+        # Degraded, not down: running jobs go on through a store outage (their owners keep
+        # their events), but new work is refused until every check passes again.
+        failing = sorted(name for name, ok in checks.items() if not ok)
+        body = {"ready": ready, "status": "ready" if ready else "degraded", "failing": failing}
         return JSONResponse(
-            {"ready": ready, "checks": checks, "redis": self.redis},
+            {**body, "checks": checks, "redis": self.redis},
             status_code=200 if ready else 503,
         )
 

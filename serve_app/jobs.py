@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -47,6 +48,7 @@ from serve_app.supervised import StopLoop, supervise
 
 log = logging.getLogger("nocode.jobs")
 HEARTBEAT_S = 5.0
+RECENT_COSTS = 1_000
 STALE_AFTER_S = 30.0
 
 
@@ -70,7 +72,10 @@ class JobRunner:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.lost: set[str] = set()
         """Jobs another replica took over from this one: their tasks stop without a word."""
-        self.finished: dict[str, dict[str, Any]] = {}
+        self.succeeded = 0
+        """Jobs that succeeded on this replica since it started."""
+        self.recent_costs: deque[float] = deque(maxlen=RECENT_COSTS)
+        """What this replica's last successful jobs cost (bounded, for /v1/capacity)."""
 
     def pipeline(self, job: JobRecord, emit: Callable[[StageEvent], None]) -> Pipeline:
         """The job's pipeline, its every agent call sent to that agent's pool."""
@@ -230,7 +235,9 @@ class JobRunner:
         if job.dedup_key:
             with contextlib.suppress(DependencyUnavailableError):  # the key runs out anyway
                 await self.store.release_dedup(job.dedup_key, job.job_id)
-        self.finished[job.job_id] = {"status": status, "at": time.time(), "cost_usd": _cost(data)}
+        if status == "succeeded":
+            self.succeeded += 1
+            self.recent_costs.append(_cost(data))
         metrics().generations.inc(tags={"status": status})
         metrics().generation_seconds.observe(time.time() - job.created_at, tags={"status": status})
         used = data.get("usage", {}).get("agents", {}) if event == "result" else {}

@@ -43,6 +43,7 @@ def test_every_route_answers_json_503_while_redis_is_down(gateway: Gateway) -> N
     finally:
         gateway.redis.start()
     assert ready.status_code == 503
+    assert (ready.json()["status"], ready.json()["failing"]) == ("degraded", ["store"])
     assert ready.json()["checks"]["store"] is False
     assert ready.json()["checks"]["budget_keeper"] is True
     assert capacity.status_code == 200

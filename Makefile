@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export RAY_AUTH_MODE ?= disabled
 export RAY_worker_niceness ?= 0
 
-.PHONY: install redis run sim test check bench bench-full clean
+.PHONY: install redis run sim test test-shuffled check bench bench-full clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ sim: install
 ## test: the whole suite
 test: install redis
 	$(BIN)/python -m pytest
+
+## test-shuffled: the suite in one random order over all tests (SEED=<n> repeats an order)
+test-shuffled: install redis
+	$(BIN)/python -m pytest --random-order-bucket=global $(if $(SEED),--random-order-seed=$(SEED))
 
 ## check: lint, format, strict typing and the import contracts, as CI runs them
 check: install

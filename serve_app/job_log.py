@@ -105,6 +105,10 @@ class JobLog:
             self.lost = True
             self._give_up()
             self._on_lost()
+        except Exception as exc:  # a bug: the owner's end() must not wait for ever
+            log.exception("the event writer of job %s failed", self._job.job_id)
+            if not self._ended.done():
+                self._ended.set_exception(exc)
 
     async def _retrying(self, write: Callable[[], Awaitable[int]]) -> int:
         """``write()`` until the store takes it: an outage is waited out, a store that lost

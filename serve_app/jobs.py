@@ -156,6 +156,8 @@ class JobRunner:
         except JobLostError:
             log.warning("job %s was taken over by another replica; this one stops", job_id)
             metrics().job_ownership.inc(tags={"event": "lost"})
+        except Exception:  # a bug in ending it: logged; its heartbeat stops, so it is adopted
+            log.exception("job %s could not be ended", job_id)
         finally:
             beat.cancel()
             joblog.close()

@@ -250,14 +250,10 @@ def test_identical_agent_calls_in_flight_share_one_upstream_call(gateway: Gatewa
 
 
 def test_cancel_ends_the_stream_with_a_cancelled_error(gateway: Gateway) -> None:
-    reply = generate(
-        gateway,
-        f"cancel-{uuid.uuid4().hex[:6]}",
-        {"instruction": NEW_PAGE + " and a gallery", "user_id": user(), "stream": False},
-    )
-    job = reply.json()
+    # Held waiting for budget, so the cancel lands while it runs, whatever earlier tests
+    # left in the caches.
+    job = held_styles_job(gateway, f"cancel-{uuid.uuid4().hex[:6]}", 3.0)
     with gateway.client() as http:
-        # At once: with other tests' agent calls cached, a generation can end within a second.
         cancelled = http.delete(job["status_url"])
         assert cancelled.status_code == 202
         assert cancelled.json()["status"] == "cancelling", "the job was still running"

@@ -139,10 +139,13 @@ class AgentRunner:
         self._config = config
         self._send = send
 
-    async def run(self, task: AgentTask) -> AgentOutcome:
-        """The agent's validated answer to ``task``; ``AgentOutputError`` after repairs."""
+    async def run(self, task: AgentTask, params: Params | None = None) -> AgentOutcome:
+        """The agent's validated answer to ``task``; ``AgentOutputError`` after repairs.
+
+        ``params``: the first request, when the caller has built it already (to key a cache).
+        """
         spec = SPEC_BY_NAME[task.agent]
-        params = build_request(spec, task, self._config)
+        params = params or build_request(spec, task, self._config)
         started = time.monotonic()
         calls: list[CallUsage] = []
         problems: list[str] = []

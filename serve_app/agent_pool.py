@@ -112,10 +112,11 @@ class AgentReplica:
         if ttl <= 0:
             return await runner.run(task)
 
-        async def compute() -> dict[str, Any]:
-            return (await runner.run(task)).to_json()
-
         params = build_request(SPEC_BY_NAME[self.agent], task, self.args.pipeline)
+
+        async def compute() -> dict[str, Any]:
+            return (await runner.run(task, params)).to_json()
+
         digest = hashlib.sha256(canonical_json(params).encode()).hexdigest()
         value, fresh = await self._store.single_flight(
             AGENT_CACHE,

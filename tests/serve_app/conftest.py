@@ -226,6 +226,21 @@ def generate(
         return http.post(f"/v1/pages/{page_id}/generate", json=body, headers=headers or {})
 
 
+@contextlib.asynccontextmanager
+async def own_keeper(args: Any) -> AsyncIterator[Any]:
+    """A budget keeper for one test (``args``: its GatewayArgs), over a real actor, apart
+    from the deployed gateway's singleton."""
+    from serve_app.keeper import BudgetKeeper, KeeperClient
+
+    actor = ray.remote(BudgetKeeper).options(num_cpus=0).remote(args.model_dump_json(), None)
+    client = KeeperClient(actor)
+    await client.ready()
+    try:
+        yield client
+    finally:
+        ray.kill(actor)
+
+
 def held_styles_job(gw: Gateway, page_id: str, hold_s: float) -> dict[str, Any]:
     """Start a styles-only job (``stream: false``) whose one call is held ``hold_s`` in
     the keeper (the haiku pool paused), so that a test can break something mid-job."""

@@ -6,16 +6,16 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-import ray
 
 from agents.errors import AgentOutputError
 from claude_sim import SimConfig, create_app
 from serve_app.agent_pool import AgentReplica, CallMeta
 from serve_app.config import GatewayArgs
-from serve_app.keeper import BudgetKeeper, KeeperClient
+from serve_app.keeper import KeeperClient
 from serve_app.store.memory import MemoryStore
 from tests.agents.test_runner import task
 from tests.claude_sim.conftest import raw, sdk
+from tests.serve_app.conftest import own_keeper
 
 pytestmark = pytest.mark.ray
 
@@ -25,9 +25,8 @@ ARGS = GatewayArgs.model_validate({"upstream": {"agent_cache_ttl_s": 600}})
 @pytest.fixture
 async def keeper(ray_serve: tuple[int, int]) -> AsyncIterator[KeeperClient]:
     """A keeper of this test's own (not the cluster's singleton), over a real actor."""
-    actor = ray.remote(BudgetKeeper).options(num_cpus=0).remote(ARGS.model_dump_json(), None)
-    yield KeeperClient(actor)
-    ray.kill(actor)
+    async with own_keeper(ARGS) as keeper:
+        yield keeper
 
 
 async def requests_seen(app: Any) -> int:

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-import ray
 
 from agents.planner import ALL_AGENTS, Plan
 from agents.samples import landing_page
@@ -24,10 +23,11 @@ from claude_sim import SimConfig, create_app
 from serve_app.agent_pool import AgentReplica
 from serve_app.config import GatewayArgs
 from serve_app.jobs import STALE_AFTER_S, JobRunner
-from serve_app.keeper import BudgetKeeper, KeeperClient
+from serve_app.keeper import KeeperClient
 from serve_app.store import Fence, JobFencedError, JobRecord, Store
 from serve_app.store.memory import MemoryStore
 from tests.claude_sim.conftest import sdk
+from tests.serve_app.conftest import own_keeper
 
 pytestmark = pytest.mark.ray
 
@@ -71,9 +71,8 @@ class LocalHandle:
 
 @pytest.fixture
 async def keeper(ray_serve: tuple[int, int]) -> AsyncIterator[KeeperClient]:
-    actor = ray.remote(BudgetKeeper).options(num_cpus=0).remote(ARGS.model_dump_json(), None)
-    yield KeeperClient(actor)
-    ray.kill(actor)
+    async with own_keeper(ARGS) as keeper:
+        yield keeper
 
 
 MakeRunner = Callable[..., JobRunner]
@@ -149,9 +148,15 @@ async def test_a_job_launched_here_ends_once_with_its_result(
 ) -> None:
     store, make = runners
     job = job_record()
-    await make().launch(job, PLAN, estimate_s=5.0)
+    runner = make()
+    await runner.launch(job, PLAN, estimate_s=5.0)
     done = await ended(store, job.job_id)
-    assert (done.status, done.owner, done.epoch, done.attempts) == ("succeeded", done.owner, 1, 1)
+    assert (done.status, done.owner, done.epoch, done.attempts) == (
+        "succeeded",
+        runner.replica_id,
+        1,
+        1,
+    )
     assert await terminal_events(store, job.job_id) == ["result"]
 
 

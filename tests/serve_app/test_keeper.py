@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-import ray
 
 from serve_app.call_demand import CallDemand
 from serve_app.config import GatewayArgs
-from serve_app.keeper import BudgetKeeper, KeeperClient
+from serve_app.keeper import KeeperClient
+from tests.serve_app.conftest import own_keeper
 
 pytestmark = pytest.mark.ray
 
@@ -23,11 +23,8 @@ ARGS = GatewayArgs.model_validate(
 @pytest.fixture
 async def keeper(ray_serve: tuple[int, int]) -> AsyncIterator[KeeperClient]:
     """A keeper of this test's own (one request a minute), over a real actor."""
-    actor = ray.remote(BudgetKeeper).options(num_cpus=0).remote(ARGS.model_dump_json(), None)
-    client = KeeperClient(actor)
-    await client.ready()
-    yield client
-    ray.kill(actor)
+    async with own_keeper(ARGS) as keeper:
+        yield keeper
 
 
 def demand(call_id: str) -> CallDemand:

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export RAY_AUTH_MODE ?= disabled
 export RAY_worker_niceness ?= 0
 
-.PHONY: install redis run sim test test-shuffled check bench bench-full clean
+.PHONY: install redis run sim test test-shuffled check bench bench-full chaos soak clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,7 +55,16 @@ bench: install redis
 	$(BIN)/python -m bench.gateway_streams --streams 1000 --hold 20
 	$(BIN)/python -m bench.tenant_overload --load 90 --drain 120
 
-## bench-full: every benchmark at full length (about two hours)
+## chaos: 200 generations while replicas, the keeper, Redis and a node die (about 10
+## minutes); results in RELIABILITY.md
+chaos: install redis
+	$(BIN)/python -m bench.chaos --generations 200
+
+## soak: an hour of steady load, the memory of every gateway process sampled
+soak: install redis
+	$(BIN)/python -m bench.soak --minutes 60
+
+## bench-full: every benchmark at full length (about three hours and a half)
 bench-full: install redis
 	$(BIN)/python -m bench.planner_report
 	$(BIN)/python -m bench.pipeline_cost
@@ -68,6 +77,8 @@ bench-full: install redis
 	$(BIN)/python -m bench.fixed_work --generations 120 --users 40 --arrivals 120
 	$(BIN)/python -m bench.gateway_streams --streams 1000 --hold 45
 	$(BIN)/python -m bench.tenant_overload --load 180 --drain 180
+	$(BIN)/python -m bench.chaos --generations 200
+	$(BIN)/python -m bench.soak --minutes 60
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

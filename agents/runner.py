@@ -123,6 +123,11 @@ def check(spec: AgentSpec, output: DocModel, task: AgentTask) -> Checked:
     return Checked(problems, kept, ())
 
 
+def _kept_nothing(spec: AgentSpec, checked: Checked) -> bool:
+    """An editing agent's answer of which every operation was dropped as not fitting."""
+    return spec.edits and not ops_of(checked.kept)
+
+
 @dataclass(frozen=True)
 class Checked:
     """The problems of an answer, and the answer reduced to what fits the page."""
@@ -159,8 +164,10 @@ class AgentRunner:
             )
             checked, problems = self._parse(spec, task, reply)
             # Out of repairs, an answer that parses keeps what fits the page; the rest is
-            # reported, so one bad reference does not sink a whole generation.
-            if checked is not None and (not problems or attempt == attempts):
+            # reported, so one bad reference does not sink a whole generation. An answer
+            # of which nothing fits is no answer (a new page would come back empty).
+            usable = checked is not None and not (problems and _kept_nothing(spec, checked))
+            if checked is not None and (not problems or (attempt == attempts and usable)):
                 return AgentOutcome(
                     spec.name,
                     checked.kept.model_dump(mode="json", exclude_none=True),

@@ -221,10 +221,13 @@ def gateway_args(scenario: Scenario, sim_url: str, index_uri: str) -> dict[str, 
 
 
 @contextlib.contextmanager
-def local_serve(tmp: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+def local_serve(
+    tmp: Path, env: dict[str, str] | None = None, *, dashboard_port: int | None = None
+) -> Iterator[str]:
     """A fresh local Ray with Serve on a free loopback port; yields its base URL.
 
-    ``env`` is what every replica finds in its environment (tenant keys, say).
+    ``env`` is what every replica finds in its environment (tenant keys, say); with
+    ``dashboard_port`` the Ray dashboard (and the state API through it) runs there.
     """
     import ray
     from ray import serve
@@ -234,7 +237,9 @@ def local_serve(tmp: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     port = free_port()
     ray.init(
         num_cpus=2,
-        include_dashboard=False,
+        include_dashboard=dashboard_port is not None,
+        dashboard_host="127.0.0.1",
+        dashboard_port=dashboard_port,
         log_to_driver=False,
         namespace="nocode",
         _temp_dir=str(tmp / "ray"),

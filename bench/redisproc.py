@@ -1,7 +1,8 @@
 """A throwaway ``redis-server`` process on loopback, for benchmarks and tests.
 
-No persistence, no password: it holds a run's broker, results or test data and dies with
-it. Tests kill and restart it to play an outage.
+No password; no persistence unless asked (``appendonly``: every write logged, fsynced each
+second, replayed on restart, as production runs it). It holds a run's broker, results or
+test data and dies with it. Tests and the chaos benchmark kill and restart it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class RedisServer:
     binary: str
     port: int
     workdir: Path
+    appendonly: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -53,7 +55,7 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.appendonly else "no",
                 "--dir",
                 str(self.workdir),
             ],
@@ -87,13 +89,13 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[RedisServer]:
+def redis_server(*, appendonly: bool = False) -> Iterator[RedisServer]:
     """A fresh redis-server on a free port for the length of the block."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed: `make redis` installs it")
     with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(binary, free_port(), Path(tmp))
+        server = RedisServer(binary, free_port(), Path(tmp), appendonly)
         server.start()
         try:
             yield server

@@ -50,22 +50,24 @@ def save_json(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
-def write_section(name: str, title: str, body: str) -> None:
-    """Replace (or append) this benchmark's section of BENCHMARKS.md."""
+def write_section(
+    name: str, title: str, body: str, *, path: Path = BENCHMARKS, header: str = HEADER
+) -> None:
+    """Replace (or append) this benchmark's section of BENCHMARKS.md (or of ``path``)."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (
         f"<!-- bench:{name} -->\n## {title}\n\n"
         f"Command: `{command()}`  \nMachine: {machine()}  \nRun: {stamp}\n\n{body.strip()}\n"
         f"<!-- /bench:{name} -->"
     )
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else HEADER
+    text = path.read_text() if path.exists() else header
     pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.S)
     text = (
         pattern.sub(lambda _: section, text)
         if pattern.search(text)
         else (text.rstrip() + "\n\n" + section + "\n")
     )
-    BENCHMARKS.write_text(text)
+    path.write_text(text)
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:

@@ -35,7 +35,7 @@ from claude_sim.request import (
     parse_count_tokens,
     parse_messages,
 )
-from claude_sim.stats import SimStats, key_fingerprint
+from claude_sim.stats import SimStats, key_fingerprint, request_digest
 
 FAULT_KINDS = (
     "overloaded",
@@ -165,6 +165,7 @@ class SimulatedAPI:
         request_id = f"req_{secrets.token_hex(12)}"
         headers = {"request-id": request_id, **self.limiter.headers(key_id, model.pool)}
         run = _Answering(self, key_id, req, model, plan, answer, faults, reserved)
+        run.digest = request_digest(body)
         return SimReply(request_id, headers, run.events(), answer.content)
 
 
@@ -186,6 +187,7 @@ class _Answering:
         self.plan, self.answer, self.faults, self.reserved = plan, answer, faults, reserved
         self.produced = 0
         self.started = False
+        self.digest = ""
         slow = api.config.faults.slow_factor if "slow_response" in faults else 1.0
         self.time_scale = slow / api.config.speed
 
@@ -291,6 +293,7 @@ class _Answering:
         stats = self.api.stats.models[(self.key_id, self.model.id)]
         if succeeded:
             stats.succeeded += 1
+            self.api.stats.answered(self.digest)
         stats.input_tokens += self.plan.uncached_tokens
         stats.cache_creation_input_tokens += self.plan.write_tokens
         stats.cache_read_input_tokens += self.plan.read_tokens

@@ -7,6 +7,7 @@ clear, so a stats dump can be pasted into a report.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,14 +61,30 @@ class PoolStats:
         }
 
 
+MAX_REPLY_DIGESTS = 200_000
+"""Distinct requests whose answers are counted; past it new ones are not (``capped``)."""
+
+
+def request_digest(body: dict[str, Any]) -> str:
+    """What identifies a request's content: the same body twice is the same call paid twice."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
 class SimStats:
-    """Counters per key and model, and per key and pool."""
+    """Counters per key and model, per key and pool, and answers delivered per request."""
 
     def __init__(self) -> None:
         self.models: defaultdict[tuple[str, str], ModelStats] = defaultdict(ModelStats)
         self.pools: defaultdict[tuple[str, str], PoolStats] = defaultdict(PoolStats)
         self.open_streams = 0
         self.peak_streams = 0
+        self.replies: Counter[str] = Counter()
+        """Complete answers per request digest: a count above one is the same call answered
+        (and paid) again, which is how a benchmark sees work run twice."""
+
+    def answered(self, digest: str) -> None:
+        if digest in self.replies or len(self.replies) < MAX_REPLY_DIGESTS:
+            self.replies[digest] += 1
 
     def stream_opened(self) -> None:
         self.open_streams += 1
@@ -83,4 +100,14 @@ class SimStats:
         for (key_id, pool), pstats in sorted(self.pools.items()):
             entry = keys.setdefault(key_id, {"models": {}, "pools": {}})["pools"]
             entry[pool] = {**pstats.as_dict(), "bucket_levels": levels.get((key_id, pool), {})}
-        return {"keys": keys, "open_streams": self.open_streams, "peak_streams": self.peak_streams}
+        replies = {
+            "distinct": len(self.replies),
+            "repeated": sum(n - 1 for n in self.replies.values()),
+            "capped": len(self.replies) >= MAX_REPLY_DIGESTS,
+        }
+        return {
+            "keys": keys,
+            "open_streams": self.open_streams,
+            "peak_streams": self.peak_streams,
+            "replies": replies,
+        }

@@ -3,7 +3,9 @@
 Text is built from the request's own words so it reads like an answer to it. Tool
 inputs follow the schema as pydantic emits it (``$ref``/``$defs``, ``anyOf`` with null,
 enums, formats, bounds, required fields); a string with a ``pattern`` prefers tokens of
-the request that match it, so ids the request mentions (``cmp-3``) are reused.
+the request that match it, so ids the request mentions (``cmp-3``) are reused, and an
+alternative that needs an id the request does not mention (removing a section from an
+empty page) is not chosen.
 """
 
 from __future__ import annotations
@@ -146,6 +148,8 @@ class SchemaFiller:
                 if concrete and (
                     depth >= MAX_DEPTH or rng.random() < 0.9 or len(concrete) == len(options)
                 ):
+                    # A model does not choose an operation on an id it cannot name.
+                    concrete = [o for o in concrete if not self._names_unknown(o)] or concrete
                     option = concrete[self._words.pick([_tag(o) for o in concrete], rng)]
                     return self.fill(_merge(base, option), depth + 1)
                 return None
@@ -202,6 +206,14 @@ class SchemaFiller:
         while len(out) < low and isinstance(extra, dict):
             out[f"{self._rng.choice(self._words.words)}_{len(out)}"] = self.fill(extra, depth + 1)
         return out
+
+    def _names_unknown(self, option: dict[str, Any]) -> bool:
+        """The alternative requires an id (a patterned string) the request does not contain."""
+        props = option.get("properties", {})
+        return any(
+            name in props and self._unknown_reference(props[name])
+            for name in option.get("required", [])
+        )
 
     def _unknown_reference(self, schema: dict[str, Any]) -> bool:
         """An optional patterned string (an id) that nothing in the request matches: a model

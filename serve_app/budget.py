@@ -69,7 +69,22 @@ class _Pool:
     paused_until: float = 0.0
     timer: asyncio.TimerHandle | None = None
     history: deque[tuple[float, float, float, float]] = field(default_factory=deque)
-    """(time, requests, input tokens, output tokens) settled: what utilisation is measured on."""
+    """(time, requests, input tokens, output tokens) settled in the last ``HISTORY_S``:
+    what utilisation is measured on."""
+
+
+HISTORY_S = 300.0
+"""The longest utilisation window reported; older history is dropped as calls settle."""
+
+
+def _remember(pool: _Pool, row: tuple[float, float, float, float]) -> None:
+    pool.history.append(row)
+    _forget_before(pool, row[0] - HISTORY_S)
+
+
+def _forget_before(pool: _Pool, cutoff: float) -> None:
+    while pool.history and pool.history[0][0] < cutoff:
+        pool.history.popleft()
 
 
 class Budget:
@@ -184,7 +199,7 @@ class Budget:
             bucket = pool.buckets[kind]
             bucket.refill(now)
             bucket.level = min(bucket.capacity, bucket.level + demand.amount(kind) - actual)
-        pool.history.append((now, 1.0, float(input_tokens), float(output_tokens)))
+        _remember(pool, (now, 1.0, float(input_tokens), float(output_tokens)))
         self._pump(demand.pool)
         return demand
 
@@ -200,9 +215,7 @@ class Budget:
         if demand is None:
             return
         requests, input_tokens, output_tokens = (demand.amount(kind) for kind in KINDS)
-        self.pool(demand.pool).history.append(
-            (self._clock(), requests, input_tokens, output_tokens)
-        )
+        _remember(self.pool(demand.pool), (self._clock(), requests, input_tokens, output_tokens))
 
     def sweep_grants(self, older_than_s: float) -> int:
         """Charge the grants nobody settled or released within ``older_than_s`` (their
@@ -290,8 +303,7 @@ class Budget:
         now = self._clock()
         out: dict[str, Any] = {}
         for name, pool in self._pools.items():
-            while pool.history and pool.history[0][0] < now - 300:
-                pool.history.popleft()
+            _forget_before(pool, now - HISTORY_S)
             used = {}
             for window in (60, 300):
                 rows = [h for h in pool.history if h[0] >= now - window]

@@ -126,7 +126,13 @@ class IngressArgs(_Args):
         description="Silence after which an agent replica counts as dead and its stage is retried.",
     )
     stage_attempts: int = Field(
-        default=3, ge=1, description="Tries of a stage whose replica died or timed out."
+        default=4, ge=1, description="Tries of a stage whose replica died or timed out."
+    )
+    stage_retry_pause_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Pause before retrying a failed stage, tripled at each retry, so that "
+        "Serve can stop routing to a replica (or node) that died.",
     )
     job_attempts: int = Field(
         default=3,

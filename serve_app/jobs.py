@@ -269,6 +269,7 @@ class JobRunner:
                 reason = type(exc).__name__
             if attempt < attempts:
                 emit(StageEvent(task.agent, "retrying", attempt=attempt + 1, error=reason))
+                await asyncio.sleep(self.args.ingress.stage_retry_pause_s * 3 ** (attempt - 1))
         raise StageFailedError(
             f"{task.agent} failed {attempts} times", agent=task.agent, retry_after_s=10
         )

@@ -38,6 +38,7 @@ from serve_app.budget import Budget
 from serve_app.call_demand import CallDemand, Limits
 from serve_app.config import GatewayArgs
 from serve_app.errors import GatewayError, KeeperUnavailableError
+from serve_app.metrics import metrics
 from serve_app.singleton import cluster_singleton
 from serve_app.supervised import supervise
 
@@ -46,6 +47,8 @@ KEEPER_NAME = "nocode-budget-keeper"
 LEVELS_KEY = "nocode:budget:levels"
 PRIOR_INPUT_TOKENS = 1_500
 GRANT_SWEEP_S = 30.0
+RESTART_POLL_S = 2.0
+"""Longest pause between tries of an acquire while the keeper restarts."""
 """Uncached input (and cache writes) a call is assumed to need before any was seen."""
 
 
@@ -245,9 +248,25 @@ class KeeperClient:
     async def acquire(self, demand: CallDemand, timeout_s: float) -> int:
         """The ``max_tokens`` to send once budget is granted; ``BudgetTimeoutError`` if not.
 
-        A caller cancelled while it waits leaves the keeper's queue (Ray cancels the
-        keeper's coroutine), and a grant made meanwhile is refunded: nothing was sent.
+        A keeper that died restarts on its own (its levels come back from Redis), so an
+        acquire that finds it down tries again until ``timeout_s``: a keeper restart slows
+        a call, it does not fail its generation. A caller cancelled while it waits leaves
+        the keeper's queue (Ray cancels the keeper's coroutine), and a grant made
+        meanwhile is refunded: nothing was sent.
         """
+        give_up = time.monotonic() + timeout_s
+        delay = 0.25
+        while True:
+            try:
+                return await self._acquire_once(demand, max(1.0, give_up - time.monotonic()))
+            except KeeperUnavailableError:
+                metrics().keeper_unreachable.inc(tags={"call": "acquire"})
+                if time.monotonic() + delay > give_up:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, RESTART_POLL_S)
+
+    async def _acquire_once(self, demand: CallDemand, timeout_s: float) -> int:
         ref = self.actor.acquire.remote(demand, timeout_s)
         try:
             return cast(int, await self._result(ref))
@@ -256,19 +275,28 @@ class KeeperClient:
             self.actor.release.remote(demand.call_id)  # not awaited: we are being cancelled
             raise
 
+    async def _report(self, method: str, *args: Any) -> None:
+        """Tell the keeper how a granted call ended. A keeper that died meanwhile lost the
+        grant with it (and restarts from saved levels), so there is nothing to retry."""
+        try:
+            await self._call(method, *args)
+        except KeeperUnavailableError as exc:
+            metrics().keeper_unreachable.inc(tags={"call": method})
+            log.warning("budget keeper unreachable for %s: %s", method, exc)
+
     async def settle(self, call_id: str, usage: dict[str, int], truncated: bool) -> None:
-        await self._call("settle", call_id, usage, truncated)
+        await self._report("settle", call_id, usage, truncated)
 
     async def release(self, call_id: str) -> None:
         """Refund a grant whose call was never sent."""
-        await self._call("release", call_id)
+        await self._report("release", call_id)
 
     async def charge(self, call_id: str) -> None:
         """End a grant whose call may have reached the API: its reservation stays spent."""
-        await self._call("charge", call_id)
+        await self._report("charge", call_id)
 
     async def observe(self, pool: str, headers: dict[str, str]) -> None:
-        await self._call("observe", pool, headers)
+        await self._report("observe", pool, headers)
 
     async def pause(self, pool: str, seconds: float) -> None:
         await self._call("pause", pool, seconds)

@@ -64,6 +64,12 @@ class GatewayMetrics:
             "each retried.",
             tag_keys=("loop",),
         )
+        self.keeper_unreachable = Counter(
+            "nocode_keeper_unreachable_total",
+            description="Calls to the budget keeper that found it down (it restarts on its "
+            "own): acquires are retried, reports of a call's end are dropped.",
+            tag_keys=("call",),
+        )
         self.job_ownership = Counter(
             "nocode_job_ownership_total",
             description="Ownership changes: adopted (from a silent replica), lost (taken "

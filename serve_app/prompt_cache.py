@@ -53,6 +53,11 @@ def prompt_shape(params: dict[str, Any]) -> PromptShape:
     return PromptShape(params["model"], tuple(prefixes), tokens + 3 * len(params["messages"]))
 
 
+MAX_WARM = 50_000
+"""Prefixes remembered at most: past it, the mirror prunes (a forgotten prefix only makes
+an estimate pessimistic, never over budget)."""
+
+
 class PromptCacheMirror:
     """Warm prefixes per model, learned from the usage our calls reported."""
 
@@ -73,8 +78,15 @@ class PromptCacheMirror:
         for key, tokens, ttl in shape.prefixes:
             if cached_tokens > 0 and tokens <= cached_tokens * 1.05 + 16:
                 self._warm[(shape.model, key)] = now + ttl
-        if len(self._warm) > 50_000:
-            self._warm = {k: v for k, v in self._warm.items() if v > now}
+        if len(self._warm) > MAX_WARM:
+            self._prune(now)
+
+    def _prune(self, now: float) -> None:
+        """Forget expired prefixes; if still too many, keep the half that stays warm longest."""
+        live = [(k, v) for k, v in self._warm.items() if v > now]
+        if len(live) > MAX_WARM // 2:
+            live = sorted(live, key=lambda kv: kv[1])[-(MAX_WARM // 2) :]
+        self._warm = dict(live)
 
     def forget(self, model_prefix: str = "") -> None:
         """After a surprise (a 429), trust nothing cached for matching models."""

@@ -88,3 +88,39 @@ async def test_every_agent_builds_a_request_and_validates_its_answer(
     parsed = SPEC_BY_NAME[agent].output.model_validate(outcome.output)
     assert parsed is not None
     assert outcome.calls[0].model == PipelineConfig().model(SPEC_BY_NAME[agent].tier).id
+
+
+def scripted(*answers: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]]]:
+    """A ``Send`` that answers the layout generator with these op lists, in turn, and the
+    requests it got."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(params: dict[str, Any]) -> dict[str, Any]:
+        sent.append(params)
+        ops = answers[min(len(sent), len(answers)) - 1]
+        block = {"type": "tool_use", "id": "t", "name": "submit_layout_generator", "input": {}}
+        block["input"] = {"ops": ops, "summary": "Sections for the page."}
+        return {"model": params["model"], "content": [block], "stop_reason": "tool_use"}
+
+    return send, sent
+
+
+REMOVE_MISSING = [{"op": "remove_section", "section_id": "sec-99"}]
+ADD_HERO = [{"op": "add_section", "name": "Hero", "role": "hero"}]
+
+
+async def test_an_edit_of_which_nothing_fits_is_repaired_then_refused_not_kept_empty() -> None:
+    from agents.page import empty_page
+    from agents.runner import AgentRunner
+
+    new_page = AgentTask(
+        "layout_generator", GenerationContext("p", "A bakery", None), empty_page("p")
+    )
+    send, sent = scripted(REMOVE_MISSING)
+    with pytest.raises(AgentOutputError):
+        await AgentRunner(PipelineConfig(), send).run(new_page)
+    assert len(sent) == 2, "the first answer and its repair"
+    send, sent = scripted(REMOVE_MISSING, REMOVE_MISSING + ADD_HERO)
+    outcome = await AgentRunner(PipelineConfig(), send).run(new_page)
+    assert [op["op"] for op in outcome.output["ops"]] == ["add_section"], "what fits is kept"
+    assert outcome.warnings, "and what did not is reported"

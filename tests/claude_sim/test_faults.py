@@ -144,3 +144,26 @@ async def test_stats_count_faults_and_hide_keys() -> None:
         assert entry["models"]["claude-haiku-4-5"]["errors"] == {"529": 1}
         await http.post("/sim/reset")
         assert (await http.get("/sim/stats")).json()["keys"] == {}
+
+
+async def test_stats_count_the_same_request_answered_twice_but_not_a_failed_one() -> None:
+    app = create_app(SimConfig(speed=200, seed=3, faults=FaultRates(stream_error=0.5)))
+    client = sdk(app)
+    answered: list[str] = []
+    failed = 0
+    for text in ["first"] * 6 + ["second", "third"]:
+        message = [{"role": "user", "content": text}]
+        try:
+            async with client.messages.stream(
+                model="claude-haiku-4-5", max_tokens=40, messages=message
+            ) as stream:
+                await stream.get_final_message()
+            answered.append(text)
+        except anthropic.APIStatusError:
+            failed += 1
+    async with raw(app) as http:
+        replies = (await http.get("/sim/stats")).json()["replies"]
+    assert failed > 0
+    assert answered.count("first") > 1
+    assert replies["distinct"] == len(set(answered))
+    assert replies["repeated"] == len(answered) - len(set(answered))

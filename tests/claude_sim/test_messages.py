@@ -204,3 +204,33 @@ async def test_models_list_pages_and_get(make_sim: Any) -> None:
     assert "claude-sonnet-5" in ids
     info = await client.models.retrieve("claude-haiku-4-5")
     assert info.display_name == "Claude Haiku 4.5"
+
+
+def test_a_tool_input_does_not_pick_an_operation_on_an_id_the_request_never_names() -> None:
+    import random
+
+    from claude_sim.synth import RequestWords, SchemaFiller
+
+    op = {
+        "anyOf": [
+            {
+                "type": "object",
+                "required": ["op", "section_id"],
+                "properties": {
+                    "op": {"const": "remove_section"},
+                    "section_id": {"type": "string", "pattern": "^sec-[0-9]+$"},
+                },
+            },
+            {
+                "type": "object",
+                "required": ["op", "name"],
+                "properties": {"op": {"const": "add_section"}, "name": {"type": "string"}},
+            },
+        ]
+    }
+    empty = RequestWords(["Start a page for a bakery; the page has no sections yet"])
+    picked = {SchemaFiller(op, empty, random.Random(s)).fill()["op"] for s in range(40)}
+    assert picked == {"add_section"}
+    named = RequestWords(["Drop sec-4 from the page"], salient=["remove the section sec-4"])
+    picked = {SchemaFiller(op, named, random.Random(s)).fill()["op"] for s in range(40)}
+    assert "remove_section" in picked

@@ -299,3 +299,16 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_its_turn_goes_to_the_next
     assert budget.snapshot()["sonnet"]["queue_depth"] == 0
     await budget.acquire(need("next"), timeout_s=5)
     assert budget.settle("gone", input_tokens=1, output_tokens=1) is None, "never granted"
+
+
+async def test_settled_history_is_kept_for_the_longest_window_only() -> None:
+    now = [0.0]
+    budget = Budget({"sonnet": Limits(rpm=600, itpm=10**6, otpm=10**6)}, clock=lambda: now[0])
+    for i in range(400):
+        now[0] = i * 10.0
+        await budget.acquire(need(f"c{i}", tokens=100, out=100), timeout_s=1)
+        budget.settle(f"c{i}", input_tokens=100, output_tokens=100)
+    # Nobody read a snapshot meanwhile; only the last five minutes of settles are kept.
+    assert len(budget.pool("sonnet").history) <= 31
+    used = budget.snapshot()["sonnet"]["utilisation"]["5m"]
+    assert used["requests"] == pytest.approx(31 / 3000, abs=1e-3)

@@ -60,3 +60,18 @@ def test_a_429_makes_the_budget_forget_the_cache() -> None:
     assert budget.mirror.uncached(shape, now=1.0) < shape.total
     budget.mirror.forget()
     assert budget.mirror.uncached(shape, now=1.0) == shape.total
+
+
+def test_the_mirror_stays_bounded_and_keeps_what_stays_warm_longest() -> None:
+    from serve_app.prompt_cache import MAX_WARM, PromptCacheMirror, PromptShape
+
+    mirror = PromptCacheMirror()
+    shapes = [PromptShape("m", ((f"p{i}", 2000, 3600.0),), 3000) for i in range(MAX_WARM + 10)]
+    for i, shape in enumerate(shapes):
+        mirror.learn(shape, 2000, now=float(i) / 100)
+    newest, oldest = shapes[-1], shapes[0]
+    now = MAX_WARM / 100
+    assert mirror.uncached(newest, now) == 1000, "the last prefix learned is still warm"
+    assert mirror.uncached(oldest, now) == 3000, "the oldest was pruned"
+    warm = sum(1 for s in shapes if mirror.uncached(s, now) < 3000)
+    assert warm <= MAX_WARM

@@ -123,9 +123,10 @@ def check(spec: AgentSpec, output: DocModel, task: AgentTask) -> Checked:
     return Checked(problems, kept, ())
 
 
-def _kept_nothing(spec: AgentSpec, checked: Checked) -> bool:
-    """An editing agent's answer of which every operation was dropped as not fitting."""
-    return spec.edits and not ops_of(checked.kept)
+def _leaves_page_empty(spec: AgentSpec, task: AgentTask, checked: Checked) -> bool:
+    """An edit of an empty page (a new one) of which every operation was dropped: kept,
+    it would return a page with nothing on it."""
+    return spec.edits and not ops_of(checked.kept) and not task.state.sections
 
 
 @dataclass(frozen=True)
@@ -164,9 +165,11 @@ class AgentRunner:
             )
             checked, problems = self._parse(spec, task, reply)
             # Out of repairs, an answer that parses keeps what fits the page; the rest is
-            # reported, so one bad reference does not sink a whole generation. An answer
-            # of which nothing fits is no answer (a new page would come back empty).
-            usable = checked is not None and not (problems and _kept_nothing(spec, checked))
+            # reported, so one bad reference does not sink a whole generation; but not an
+            # answer that would leave a new page empty.
+            usable = checked is not None and not (
+                problems and _leaves_page_empty(spec, task, checked)
+            )
             if checked is not None and (not problems or (attempt == attempts and usable)):
                 return AgentOutcome(
                     spec.name,

@@ -131,6 +131,8 @@ async def follow(http: httpx2.AsyncClient, gen: Generation, give_up_at: float) -
                             gen.status = (
                                 "succeeded" if event == "result" else (f"error:{data.get('type')}")
                             )
+                            if event == "error":
+                                gen.details.append(str(data.get("message"))[:300])
                             gen.finished = time.monotonic()
                             return
         except httpx2.HTTPError:
@@ -146,21 +148,29 @@ async def generation(http: httpx2.AsyncClient, gen: Generation, give_up_at: floa
         await follow(http, gen, give_up_at)
 
 
-def schedule(chaos: ChaosCluster) -> list[tuple[float, Any]]:
-    """Each fault and when it strikes, as a share of the arrival window."""
+def schedule(chaos: ChaosCluster) -> dict[str, tuple[float, Any]]:
+    """Each fault by name, and when it strikes as a share of the arrival window."""
     agent = "ServeReplica:gateway:agent_"
-    return [
-        (0.13, lambda: chaos.kill_actor("agent replica SIGKILL", agent + "component_gen")),
-        (0.27, lambda: chaos.kill_actor("budget keeper SIGKILL", "BudgetKeeper")),
-        (0.40, lambda: chaos.kill_actor("ingress replica SIGKILL", "ServeReplica:gateway:ingress")),
-        (0.53, lambda: chaos.restart_redis("Redis killed and restarted", down_s=5)),
-        (0.70, lambda: chaos.remove_worker("worker node removed")),
-        (0.83, lambda: chaos.kill_actor("agent replica SIGKILL", agent + "layout_gen")),
-    ]
+    return {
+        "agent": (0.13, lambda: chaos.kill_actor("agent replica SIGKILL", agent + "component_gen")),
+        "keeper": (0.27, lambda: chaos.kill_actor("budget keeper SIGKILL", "BudgetKeeper")),
+        "ingress": (
+            0.40,
+            lambda: chaos.kill_actor("ingress replica SIGKILL", "ServeReplica:gateway:ingress"),
+        ),
+        "redis": (0.53, lambda: chaos.restart_redis("Redis killed and restarted", down_s=5)),
+        "node": (0.70, lambda: chaos.remove_worker("worker node removed")),
+        "agent2": (0.83, lambda: chaos.kill_actor("agent replica SIGKILL", agent + "layout_gen")),
+    }
 
 
-async def inject(chaos: ChaosCluster, started: float, load_s: float) -> None:
-    for share, fault in schedule(chaos):
+FAULTS = ("agent", "keeper", "ingress", "redis", "node", "agent2")
+
+
+async def inject(chaos: ChaosCluster, started: float, load_s: float, names: list[str]) -> None:
+    for name, (share, fault) in schedule(chaos).items():
+        if name not in names:
+            continue
         await asyncio.sleep(max(0.0, started + share * load_s - time.monotonic()))
         await asyncio.to_thread(fault)
 
@@ -187,7 +197,9 @@ def gateway_args(sim_url: str, index_uri: str) -> dict[str, Any]:
     }
 
 
-async def run(n: int, load_s: float, drain_s: float, speed: float, seed: int) -> dict[str, Any]:
+async def run(
+    n: int, load_s: float, drain_s: float, speed: float, seed: int, faults: list[str]
+) -> dict[str, Any]:
     gens = workload(n, seed)
     sim_config = SimConfig.model_validate(
         {
@@ -211,7 +223,7 @@ async def run(n: int, load_s: float, drain_s: float, speed: float, seed: int) ->
                     before = await sim_stats(sim_url)
                     started = time.monotonic()
                     give_up_at = started + load_s + drain_s
-                    faults = asyncio.create_task(inject(chaos, started, load_s))
+                    faults = asyncio.create_task(inject(chaos, started, load_s, faults))
                     tasks = []
                     for gen in gens:
                         await asyncio.sleep(
@@ -309,6 +321,11 @@ def write_report(result: dict[str, Any]) -> None:
             + ", ".join(f"{n} {kind}" for kind, n in sorted(upstream.items()))
             + f" (of {result['answers_distinct']} distinct requests answered).",
             table(["generations", "count"], outcome),
+            "An answer delivered twice is a call whose answer reached an agent replica that "
+            "died, or a stage retried, before it was passed on: paid twice, used once. A "
+            "`500` refusal is the Serve proxy's plain-text answer for a request in flight on "
+            "the ingress replica that was killed; `503`s are the gateway's JSON while Redis "
+            "or the keeper was down.",
             f"Makespan {result['makespan_s']:.0f} s; time to the terminal event p50 "
             f"{result['time_to_end_s']['p50']:.1f} s, max {result['time_to_end_s']['max']:.1f} s. "
             f"Gateway actors per node before: `{json.dumps(result['placement_before'])}`; "
@@ -325,10 +342,22 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=300.0, help="seconds to finish after")
     parser.add_argument("--speed", type=float, default=4.0, help="claude_sim latency divisor")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--faults", default=",".join(FAULTS), help=f"which to inject, of {','.join(FAULTS)}"
+    )
+    parser.add_argument("--out", type=Path, help="write the JSON here and no report (tests)")
     args = parser.parse_args()
-    result = asyncio.run(run(args.generations, args.load, args.drain, args.speed, args.seed))
-    save_json("chaos", result)
-    write_report(result)
+    faults = [f for f in args.faults.split(",") if f]
+    if unknown := set(faults) - set(FAULTS):
+        parser.error(f"unknown faults: {', '.join(sorted(unknown))}")
+    result = asyncio.run(
+        run(args.generations, args.load, args.drain, args.speed, args.seed, faults)
+    )
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        save_json("chaos", result)
+        write_report(result)
     print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
 
 

@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import logging
 import random
 import time
 import uuid
@@ -35,10 +36,13 @@ from agents.specs import SPEC_BY_NAME, path_after
 from claude_facts.tokens import canonical_json
 from serve_app.call_demand import CallDemand
 from serve_app.config import Env, GatewayArgs, read_env
+from serve_app.errors import StoreUnavailableError
 from serve_app.keeper import KeeperClient, keeper_client
 from serve_app.metrics import metrics
 from serve_app.prompt_cache import prompt_shape
 from serve_app.store import Store, open_store
+
+log = logging.getLogger("nocode.agents")
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
 AGENT_CACHE = "agent-call"
@@ -113,18 +117,26 @@ class AgentReplica:
             return await runner.run(task)
 
         params = build_request(SPEC_BY_NAME[self.agent], task, self.args.pipeline)
+        answered: list[dict[str, Any]] = []
 
         async def compute() -> dict[str, Any]:
-            return (await runner.run(task, params)).to_json()
+            answered.append((await runner.run(task, params)).to_json())
+            return answered[-1]
 
         digest = hashlib.sha256(canonical_json(params).encode()).hexdigest()
-        value, fresh = await self._store.single_flight(
-            AGENT_CACHE,
-            f"{meta.tenant}:{digest}",
-            compute,
-            ttl_s=ttl,
-            wait_s=self.args.ingress.stage_timeout_s,
-        )
+        try:
+            value, fresh = await self._store.single_flight(
+                AGENT_CACHE,
+                f"{meta.tenant}:{digest}",
+                compute,
+                ttl_s=ttl,
+                wait_s=self.args.ingress.stage_timeout_s,
+            )
+        except StoreUnavailableError as exc:
+            # The cache only saves calls: without the store the call is made uncached, and
+            # an answer already paid for (the store failed as it was kept) is not asked again.
+            log.warning("agent-call cache unavailable, answering uncached: %s", exc)
+            value, fresh = answered[-1] if answered else await compute(), True
         outcome = AgentOutcome.from_json(value)
         if fresh:
             return outcome

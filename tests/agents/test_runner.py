@@ -109,7 +109,7 @@ REMOVE_MISSING = [{"op": "remove_section", "section_id": "sec-99"}]
 ADD_HERO = [{"op": "add_section", "name": "Hero", "role": "hero"}]
 
 
-async def test_an_edit_of_which_nothing_fits_is_repaired_then_refused_not_kept_empty() -> None:
+async def test_a_new_page_of_which_nothing_fits_is_repaired_then_refused_not_kept_empty() -> None:
     from agents.page import empty_page
     from agents.runner import AgentRunner
 
@@ -124,3 +124,13 @@ async def test_an_edit_of_which_nothing_fits_is_repaired_then_refused_not_kept_e
     outcome = await AgentRunner(PipelineConfig(), send).run(new_page)
     assert [op["op"] for op in outcome.output["ops"]] == ["add_section"], "what fits is kept"
     assert outcome.warnings, "and what did not is reported"
+
+
+async def test_an_edit_of_a_page_of_which_nothing_fits_leaves_it_unchanged_with_warnings() -> None:
+    from agents.runner import AgentRunner
+
+    send, sent = scripted(REMOVE_MISSING)
+    outcome = await AgentRunner(PipelineConfig(), send).run(task("layout_generator"))
+    assert outcome.output["ops"] == []
+    assert outcome.warnings
+    assert len(sent) == 2

@@ -76,3 +76,17 @@ async def test_an_answer_that_failed_validation_is_not_cached(replica: Replica) 
         with pytest.raises(AgentOutputError):
             await agent.run(task("review"), META)
         assert await requests_seen(app) == expected
+
+
+async def test_without_its_store_the_replica_answers_uncached(keeper: KeeperClient) -> None:
+    from serve_app.store.redis_backend import RedisStore
+    from tests.conftest import free_port
+
+    app = create_app(SimConfig.model_validate({"speed": 200.0}))
+    gone = RedisStore(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    agent = AgentReplica(
+        "review", ARGS.model_dump_json(), client=sdk(app), store=gone, keeper=keeper
+    )
+    outcome = await agent.run(task("review"), META)
+    assert outcome.output
+    assert await requests_seen(app) == len(outcome.calls) == outcome.attempts, "asked once"

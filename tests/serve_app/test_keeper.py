@@ -53,3 +53,29 @@ async def test_a_caller_cancelled_while_waiting_leaves_the_keepers_queue(
             break
         await asyncio.sleep(0.05)
     assert await queue_depth(keeper) == 0, "the keeper no longer holds a waiter for nobody"
+
+
+async def test_an_acquire_rides_out_a_keeper_restart_and_reports_to_a_dead_one_are_dropped(
+    ray_serve: tuple[int, int],
+) -> None:
+    import ray
+
+    from serve_app.keeper import BudgetKeeper
+
+    wide = GatewayArgs.model_validate({"budget": {"tier": "tier4"}})
+    actor = (
+        ray.remote(BudgetKeeper)
+        .options(num_cpus=0, max_restarts=-1, max_task_retries=0)
+        .remote(wide.model_dump_json(), None)
+    )
+    keeper = KeeperClient(actor)
+    await keeper.ready()
+    ray.kill(actor, no_restart=False)  # dies now, restarts on its own, as after a crash
+    try:
+        assert await keeper.acquire(demand("after-restart"), 30) > 0
+        await keeper.settle("after-restart", {"input_tokens": 1, "output_tokens": 1}, False)
+    finally:
+        ray.kill(actor)
+    # For good this time: a call's end reported to it is dropped, not raised into the call.
+    await keeper.settle("gone", {"input_tokens": 1, "output_tokens": 1}, False)
+    await keeper.charge("gone")

@@ -23,7 +23,12 @@ from tests.serve_app.conftest import own_keeper
 
 pytestmark = pytest.mark.ray
 
-ARGS = GatewayArgs.model_validate({"ingress": {"user_generations_per_minute": 2}})
+ARGS = GatewayArgs.model_validate(
+    {
+        "budget": {"tier": "tier4", "admission_max_wait_s": 600},
+        "ingress": {"user_generations_per_minute": 2},
+    }
+)
 Replicas = tuple[ActorStore, Admission, Admission]
 
 

@@ -33,7 +33,7 @@ import httpx2
 
 from agents.samples import landing_page
 from bench.faults import ChaosCluster, chaos_cluster
-from bench.harness import deploy, instructions, upstream_429s, wait_ready
+from bench.harness import deploy, instructions, uniform_gateway_args, upstream_429s, wait_ready
 from bench.redisproc import redis_server
 from bench.report import ROOT, save_json, table, write_section
 from bench.simproc import simulator
@@ -187,16 +187,6 @@ async def terminal_events(redis_url: str, job_ids: list[str]) -> Counter[int]:
     return counts
 
 
-def gateway_args(sim_url: str, index_uri: str) -> dict[str, Any]:
-    limits = {pool: LIMITS for pool in ("haiku", "sonnet", "opus")}
-    return {
-        "budget": {"tier": "custom", "limits": limits},
-        "upstream": {"simulator_url": sim_url},
-        "pipeline": {"retrieval": {"uri": index_uri}},
-        "ingress": {"user_generations_per_minute": 60},
-    }
-
-
 async def run(
     n: int, load_s: float, drain_s: float, speed: float, seed: int, faults: list[str]
 ) -> dict[str, Any]:
@@ -213,7 +203,10 @@ async def run(
     with tempfile.TemporaryDirectory() as tmp, redis_server(appendonly=True) as redis:
         async with simulator(sim_config) as (sim_url, _):
             with chaos_cluster(redis, {}) as chaos:
-                deploy(None, gateway_args(sim_url, str(Path(tmp) / "catalog.lance")))
+                deploy(
+                    None,
+                    uniform_gateway_args(sim_url, str(Path(tmp) / "catalog.lance"), LIMITS, 60),
+                )
                 limits = httpx2.Limits(max_connections=n * 2 + 20)
                 async with httpx2.AsyncClient(
                     base_url=chaos.url, timeout=httpx2.Timeout(30, read=60), limits=limits

@@ -220,6 +220,21 @@ def gateway_args(scenario: Scenario, sim_url: str, index_uri: str) -> dict[str, 
     }
 
 
+POOLS = ("haiku", "sonnet", "opus")
+
+
+def uniform_gateway_args(
+    sim_url: str, index_uri: str, limits: dict[str, int], per_user_per_min: int
+) -> dict[str, Any]:
+    """Gateway args with the same limits (rpm, itpm, otpm) for every model pool."""
+    return {
+        "budget": {"tier": "custom", "limits": dict.fromkeys(POOLS, limits)},
+        "upstream": {"simulator_url": sim_url},
+        "pipeline": {"retrieval": {"uri": index_uri}},
+        "ingress": {"user_generations_per_minute": per_user_per_min},
+    }
+
+
 @contextlib.contextmanager
 def local_serve(
     tmp: Path, env: dict[str, str] | None = None, *, dashboard_port: int | None = None

@@ -33,6 +33,7 @@ from bench.harness import (
     drive,
     gateway_generate,
     local_serve,
+    uniform_gateway_args,
     wait_ready,
 )
 from bench.redisproc import redis_server
@@ -85,16 +86,6 @@ async def sampler(
         await asyncio.wait([asyncio.create_task(stop.wait())], timeout=every_s)
 
 
-def gateway_args(sim_url: str, index_uri: str) -> dict[str, Any]:
-    limits = {pool: LIMITS for pool in ("haiku", "sonnet", "opus")}
-    return {
-        "budget": {"tier": "custom", "limits": limits},
-        "upstream": {"simulator_url": sim_url},
-        "pipeline": {"retrieval": {"uri": index_uri}},
-        "ingress": {"user_generations_per_minute": 30},
-    }
-
-
 async def run(minutes: float, users: int, every_s: float, seed: int) -> dict[str, Any]:
     scenario = Scenario(
         limits={}, speed=2.0, users=users, think_s=20.0, measure_s=minutes * 60, seed=seed
@@ -110,7 +101,10 @@ async def run(minutes: float, users: int, every_s: float, seed: int) -> dict[str
             port = free_port()
             env = {"REDIS_URL": redis.url}
             with local_serve(Path(tmp), env, dashboard_port=port) as base:
-                deploy(None, gateway_args(sim_url, str(Path(tmp) / "catalog.lance")))
+                deploy(
+                    None,
+                    uniform_gateway_args(sim_url, str(Path(tmp) / "catalog.lance"), LIMITS, 30),
+                )
                 limits = httpx2.Limits(max_connections=users * 2 + 20)
                 async with httpx2.AsyncClient(base_url=base, timeout=600, limits=limits) as http:
                     await wait_ready(http)

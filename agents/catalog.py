@@ -13,11 +13,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator, FormatChecker  # type: ignore[import-untyped]
 from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agents.safe_url import is_safe_url
 
 Category = Literal[
     "navigation",
@@ -48,18 +49,20 @@ Trigger = Literal[
 _MAX_ENUM_SHOWN = 5
 
 
-def _is_uri(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    parts = urlsplit(value)
-    has_authority = bool(parts.netloc) or parts.scheme in {"mailto", "tel", "data"}
-    return parts.scheme.isascii() and parts.scheme.isalpha() and has_authority and " " not in value
+def _absolute_url(value: object) -> bool:
+    return not isinstance(value, str) or is_safe_url(value, absolute=True)
 
 
-# jsonschema only checks "uri" when the optional rfc3987 package is installed; builder props need
-# absolute URLs for src/action_url either way, so check the essentials ourselves.
+def _url_reference(value: object) -> bool:
+    return not isinstance(value, str) or is_safe_url(value, absolute=False)
+
+
+# jsonschema only checks "uri" when the optional rfc3987 package is installed, and a URI that
+# parses may still run script: both formats are the safe-URL check (``safe_url``). Media
+# sources and form actions are "uri" (absolute); links are "uri-reference" (relative too).
 _FORMAT_CHECKER = FormatChecker()
-_FORMAT_CHECKER.checks("uri")(_is_uri)
+_FORMAT_CHECKER.checks("uri")(_absolute_url)
+_FORMAT_CHECKER.checks("uri-reference")(_url_reference)
 
 
 class CatalogEntry(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -16,6 +17,7 @@ from agents.config import PipelineConfig
 from agents.specs import SPECS
 from claude_facts.limits import PoolLimits, TierChoice, tier_limits
 from claude_facts.models import family_of
+from serve_app.tenant_keys import TenantKeyError, TenantKeyring, parse_entries
 
 
 class _Args(BaseModel):
@@ -220,31 +222,34 @@ class Env:
     anthropic_api_key: SecretStr | None
     anthropic_base_url: str | None
     redis_url: SecretStr | None
-    tenant_keys: dict[str, str] = field(default_factory=dict, repr=False)
-    """API key -> tenant id, from NOCODE_API_KEYS='tenant:key,tenant2:key2'."""
+    tenant_keys: TenantKeyring = field(default_factory=TenantKeyring)
+    """Tenants' keys (digests only), from NOCODE_API_KEYS and NOCODE_API_KEYS_FILE."""
 
     def __repr__(self) -> str:
         return (
             f"Env(anthropic_api_key={'set' if self.anthropic_api_key else 'unset'}, "
             f"anthropic_base_url={self.anthropic_base_url!r}, "
             f"redis={'set' if self.redis_url else 'unset'}, "
-            f"tenants={len(self.tenant_keys)})"
+            f"tenants={len(self.tenant_keys.tenants())})"
         )
 
 
 def read_env() -> Env:
-    """The one place environment variables are read."""
-    keys: dict[str, str] = {}
-    for item in filter(None, (os.environ.get("NOCODE_API_KEYS") or "").split(",")):
-        tenant, sep, key = item.strip().partition(":")
-        if not sep or not tenant or not key:
-            raise ValueError("NOCODE_API_KEYS must look like 'tenant:key,tenant2:key2'")
-        keys[key] = tenant
+    """The one place environment variables (and the key file they name) are read."""
+    keys = parse_entries(
+        os.environ.get("NOCODE_API_KEYS") or "", source="NOCODE_API_KEYS", separator=","
+    )
+    if path := os.environ.get("NOCODE_API_KEYS_FILE"):
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise TenantKeyError(f"NOCODE_API_KEYS_FILE: cannot read {path}: {exc}") from None
+        keys += parse_entries(text, source=f"NOCODE_API_KEYS_FILE {path}", separator="\n")
     api_key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
     redis_url = os.environ.get("REDIS_URL")
     return Env(
         anthropic_api_key=SecretStr(api_key) if api_key else None,
         anthropic_base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
         redis_url=SecretStr(redis_url) if redis_url else None,
-        tenant_keys=keys,
+        tenant_keys=TenantKeyring(keys),
     )

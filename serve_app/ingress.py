@@ -10,18 +10,17 @@ re-signs the route methods, and FastAPI can then no longer resolve string annota
 """
 
 import asyncio
-import hashlib
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
 
 from agents.retrieval import CatalogIndex
 from serve_app.admission import Admission, Admitted, Attached, Decision
-from serve_app.bodies import GenerateBody, SeedBody, read_body
+from serve_app.bodies import PAGE_ID_PATTERN, GenerateBody, SeedBody, read_body
 from serve_app.config import GatewayArgs, read_env
 from serve_app.error_handlers import install_error_handlers
 from serve_app.errors import AuthenticationError, NotFoundError
@@ -71,9 +70,12 @@ class Ingress:
         self.tenants = env.tenant_keys
         if not self.tenants:
             if self.args.require_auth:
-                raise RuntimeError("require_auth is set but NOCODE_API_KEYS is empty")
+                raise RuntimeError(
+                    "require_auth is set but no tenant keys are configured "
+                    "(NOCODE_API_KEYS or NOCODE_API_KEYS_FILE)"
+                )
             log.warning(
-                "auth is OFF: no tenant keys in NOCODE_API_KEYS; every caller is "
+                "auth is OFF: no tenant keys in NOCODE_API_KEYS(_FILE); every caller is "
                 "tenant 'public'. Set keys before exposing this service."
             )
         redis_url = env.redis_url.get_secret_value() if env.redis_url else None
@@ -103,18 +105,20 @@ class Ingress:
         if not self.tenants:
             return "public", "default"
         auth = request.headers.get("authorization", "")
-        key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-        tenant = self.tenants.get(key) if key else None
-        if tenant is None:
+        presented = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        key = self.tenants.lookup(presented) if presented else None
+        if key is None:
             raise AuthenticationError("a valid 'Authorization: Bearer <api key>' is required")
-        return tenant, "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+        return key.tenant, key.key_id
 
     def tenant(self, request: Request) -> str:
         """The caller's tenant from its bearer key ('public' when auth is off)."""
         return self.caller(request)[0]
 
     @app.post("/v1/pages/{page_id}/generate", openapi_extra=_body_schema(GenerateBody))
-    async def generate(self, page_id: str, request: Request) -> Response:
+    async def generate(
+        self, page_id: Annotated[str, Path(pattern=PAGE_ID_PATTERN)], request: Request
+    ) -> Response:
         """Start (or attach to) a generation; SSE stream or 202 with a job."""
         caller = self.caller(request)
         body = await read_body(request, GenerateBody, self.args.ingress.max_body_bytes)

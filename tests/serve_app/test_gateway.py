@@ -86,6 +86,41 @@ def test_edit_in_job_mode_then_status_events_and_resume(gateway: Gateway) -> Non
     assert resumed[-1][1] == "result"
 
 
+def wide_page(sections: int) -> dict[str, Any]:
+    return {
+        "id": "wide",
+        "title": "A page",
+        "sections": [
+            {"id": f"sec-{i}", "name": f"S{i}", "role": "content"} for i in range(1, sections + 1)
+        ],
+    }
+
+
+def link_page(href: str) -> dict[str, Any]:
+    page = wide_page(1)
+    button = {"label": "Go", "action": "link", "href": href}
+    page["sections"][0]["components"] = [{"id": "cmp-1", "type": "button", "props": button}]
+    return page
+
+
+def long_text_page(chars: int) -> dict[str, Any]:
+    page = wide_page(1)
+    page["sections"][0]["components"] = [
+        {"id": "cmp-1", "type": "text", "props": {"content": "t" * chars}}
+    ]
+    return page
+
+
+def deep_page(depth: int) -> dict[str, Any]:
+    card = {"type": "card", "props": {"title": "Nested"}}
+    component: dict[str, Any] = {"id": f"cmp-{depth}", **card}
+    for level in range(depth - 1, 0, -1):
+        component = {"id": f"cmp-{level}", **card, "children": [component]}
+    page = wide_page(1)
+    page["sections"][0]["components"] = [component]
+    return page
+
+
 @pytest.mark.parametrize(
     ("body", "status", "fragment"),
     [
@@ -96,6 +131,11 @@ def test_edit_in_job_mode_then_status_events_and_resume(gateway: Gateway) -> Non
         ({"instruction": "hi", "page": {"sections": "nope"}}, 422, "page"),
         ({"instruction": "hi", "agents": ["magic"]}, 422, "agents"),
         ({"instruction": "hi", "priority": "urgent"}, 422, "priority"),
+        ({"instruction": "hi", "page": deep_page(8)}, 422, "nest"),
+        ({"instruction": "hi", "page": wide_page(41)}, 422, "sections"),
+        ({"instruction": "hi", "page": long_text_page(5000)}, 422, "characters"),
+        ({"instruction": "hi", "page": link_page("javascript:alert(1)")}, 422, "href"),
+        ({"instruction": "hi", "page": link_page("java&#x09;script:alert(1)")}, 422, "href"),
     ],
 )
 def test_bad_bodies_get_json_errors(
@@ -106,6 +146,31 @@ def test_bad_bodies_get_json_errors(
     error = reply.json()["error"]
     assert error["type"] == "invalid_request"
     assert fragment in json.dumps(error)
+
+
+@pytest.mark.parametrize("page_id", ["p" * 121, "has space", "semi;colon", "dots..ok..but.ü"])
+def test_a_bad_page_id_is_refused_before_any_job_starts(gateway: Gateway, page_id: str) -> None:
+    for stream in (True, False):
+        reply = generate(gateway, page_id, {"instruction": "Add a footer", "stream": stream})
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["error"]["type"] == "invalid_request"
+    with gateway.client() as http:
+        seed = http.post("/agent/page", json={"page_id": page_id, "instruction": "Add a footer"})
+    assert seed.status_code == 422
+    assert "page_id" in seed.text
+
+
+def test_a_body_without_content_length_is_capped_as_it_arrives(gateway: Gateway) -> None:
+    def chunks() -> Any:
+        yield b'{"instruction": "hi", "user_id": "'
+        for _ in range(300):
+            yield b"x" * 10_000
+        yield b'"}'
+
+    with gateway.client() as http:
+        reply = http.post("/v1/pages/chunked/generate", content=chunks())
+    assert reply.status_code == 413
+    assert reply.json()["error"]["type"] == "payload_too_large"
 
 
 def test_oversized_body_unknown_job_and_route(gateway: Gateway) -> None:

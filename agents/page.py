@@ -20,6 +20,16 @@ COMPONENT_ID = r"^cmp-[0-9]+$"
 NODE_ID = r"^(sec-[0-9]+|cmp-[0-9]+)$"
 TARGET_ID = r"^(page|sec-[0-9]+|cmp-[0-9]+)$"
 HEX_COLOR = r"^#[0-9a-fA-F]{6}$"
+# Style values are a small grammar, not free CSS: no url(), expression(), escapes, quotes or
+# ';' can reach a stylesheet, so a value cannot load a resource or break out of its rule.
+_COLOR = (
+    r"(#[0-9a-fA-F]{6}|#[0-9a-fA-F]{3}"
+    r"|(rgb|hsl)a?\([0-9]{1,3}%?(, ?[0-9.]{1,4}%?){2,3}\)|[a-z]{3,20})"
+)
+_STOP = _COLOR + r"( [0-9]{1,3}%)?"
+_DIRECTION = r"([0-9]{1,3}deg|to (top|bottom|left|right)( (left|right))?|circle|ellipse)"
+BACKGROUND = rf"^({_COLOR}|(linear|radial)-gradient\(({_DIRECTION}, )?{_STOP}(, {_STOP}){{1,5}}\))$"
+FONT_STACK = r"^[A-Za-z0-9][A-Za-z0-9 -]{0,39}(, ?[A-Za-z0-9][A-Za-z0-9 -]{0,39}){0,4}$"
 EVENT_TARGET = r"^(sec-[0-9]+|cmp-[0-9]+|https?://\S+|/\S*|#[A-Za-z][\w-]*)$"
 
 SectionId = Annotated[str, Field(pattern=SECTION_ID, description="A section id, e.g. sec-2.")]
@@ -134,9 +144,9 @@ class Palette(DocModel):
 class Theme(DocModel):
     palette: Palette = Field(default_factory=Palette)
     """The page's colours."""
-    font_heading: str = Field(default="Inter", max_length=60)
+    font_heading: str = Field(default="Inter", max_length=60, pattern=FONT_STACK)
     """Font family of headings."""
-    font_body: str = Field(default="Inter", max_length=60)
+    font_body: str = Field(default="Inter", max_length=60, pattern=FONT_STACK)
     """Font family of body text."""
     base_font_size_px: int = Field(default=16, ge=12, le=24)
     """Body text size."""
@@ -153,10 +163,10 @@ class StyleRules(DocModel):
 
     color: HexColor | None = None
     """Text colour."""
-    background: str | None = Field(default=None, max_length=200)
-    """A #rrggbb colour or a CSS gradient."""
-    font_family: str | None = Field(default=None, max_length=60)
-    """Font family."""
+    background: str | None = Field(default=None, max_length=200, pattern=BACKGROUND)
+    """A colour (#rgb, #rrggbb, rgb(), hsl(), a name) or a linear or radial gradient."""
+    font_family: str | None = Field(default=None, max_length=60, pattern=FONT_STACK)
+    """Font family, or a stack: 'Inter, sans-serif'."""
     font_size_px: int | None = Field(default=None, ge=8, le=160)
     """Text size."""
     font_weight: Literal[300, 400, 500, 600, 700, 800] | None = None

@@ -85,3 +85,48 @@ def test_schema_carries_field_docs_and_the_catalog_enum() -> None:
     component = schema["$defs"]["Component"]
     assert "grid columns" in component["properties"]["span"]["description"].lower()
     assert "pricing_table" in component["properties"]["type"]["enum"]
+
+
+STYLE_ATTACKS = [
+    "url(https://evil.example/x.png)",
+    "url(javascript:alert(1))",
+    "expression(alert(1))",
+    "red;background-image:url(x)",
+    "red}body{display:none",
+    "linear-gradient(red, url(x))",
+    "\\75rl(x)",
+    "red</style><script>alert(1)</script>",
+    "'red'",
+]
+
+
+@pytest.mark.parametrize("value", STYLE_ATTACKS)
+def test_style_values_that_could_load_or_break_out_are_refused(value: str) -> None:
+    from pydantic import ValidationError
+
+    from agents.page import StyleRules, Theme
+
+    with pytest.raises(ValidationError):
+        StyleRules(background=value)
+    with pytest.raises(ValidationError):
+        StyleRules(font_family=value)
+    with pytest.raises(ValidationError):
+        Theme(font_heading=value)
+
+
+@pytest.mark.parametrize(
+    "background",
+    [
+        "#fff",
+        "#1a2b3c",
+        "white",
+        "rgb(10, 20, 30)",
+        "hsla(210, 40%, 50%, 0.5)",
+        "linear-gradient(90deg, #0f172a, #1e3a8a 60%)",
+        "radial-gradient(circle, white, #eee)",
+    ],
+)
+def test_colours_and_gradients_pass(background: str) -> None:
+    from agents.page import StyleRules
+
+    assert StyleRules(background=background, font_family="Inter, sans-serif").background

@@ -30,6 +30,7 @@ from agents.ops import (
     UpdateSection,
 )
 from agents.page import Component, Page, Section, StyleRules, Styles
+from agents.safe_html import clean_props
 
 
 @dataclass
@@ -150,7 +151,7 @@ def _update_props(page: Page, op: UpdateProps, scope: str | None) -> None:
     problems = load_catalog().validate_props(comp.type, props)
     if problems:
         raise _OpError("; ".join(problems[:5]))
-    comp.props = props
+    comp.props = clean_props(comp.type, props)
     comp.span = op.span or comp.span
 
 

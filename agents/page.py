@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from agents.catalog import load_catalog
+from agents.safe_html import clean_props
 
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
 SECTION_ID = r"^sec-[0-9]+$"
@@ -251,6 +252,12 @@ class Component(DocModel):
     """Behaviour."""
     animations: list[Animation] = Field(default_factory=list)
     """Motion."""
+
+    @field_validator("props")
+    @classmethod
+    def _clean_html(cls, props: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Raw HTML props (the embed's ``html``) are sanitised whatever wrote them."""
+        return clean_props(str(info.data.get("type", "")), props)
 
 
 class SectionLayout(DocModel):

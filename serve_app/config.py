@@ -188,6 +188,14 @@ class GatewayArgs(_Args):
     require_auth: bool = Field(
         default=False, description="Refuse to start without tenant keys (production)."
     )
+    operator_tenants: list[str] = Field(
+        default_factory=list,
+        description="Tenants whose keys see the global /v1/capacity (every pool, queue and "
+        "tenant); any other tenant sees its own share. With auth off, every caller does.",
+    )
+    api_docs: bool = Field(
+        default=True, description="Serve /docs and /openapi.json (switch off in production)."
+    )
     pools: dict[str, str] = Field(
         default_factory=dict,
         description="Model id -> rate-limit pool, where the id does "

@@ -15,6 +15,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
 
@@ -38,6 +39,10 @@ app = FastAPI(
     title="nocode-ai gateway",
     version="1.0",
     description="Page generation by a pipeline of Claude agents, streamed as SSE.",
+    # Served by the ingress itself, so that config can switch them off (``api_docs``).
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
 )
 install_error_handlers(app)
 ORPHAN_SWEEP_S = 10.0
@@ -188,14 +193,20 @@ class Ingress:
 
     @app.get("/v1/capacity")
     async def capacity(self, request: Request) -> Response:
-        """Budget per model pool, measured cost per generation, cache hit ratio."""
-        self.tenant(request)
+        """An operator's view: budget per model pool, every tenant's queue, measured cost
+        per generation, cache hit ratio. A tenant's: its own admitted jobs and wait."""
+        tenant = self.tenant(request)
         budget = await self.keeper.snapshot()
+        if self.tenants and tenant not in self.args.operator_tenants:
+            mine = budget["tenants"].get(tenant) or {"admitted_jobs": 0, "tickets": 0}
+            wait = mine.get("estimated_wait_s", 0.0)
+            return JSONResponse({"tenant": tenant, "admission": mine | {"estimated_wait_s": wait}})
         costs = self.jobs.recent_costs
         lookups, hits = self.admission.cache_lookups, self.admission.cache_hits
         return JSONResponse(
             {
                 "pools": budget["pools"],
+                "tenants": budget["tenants"],
                 "generations": {
                     "finished_here": self.jobs.succeeded,
                     "mean_cost_usd": round(sum(costs) / len(costs), 6) if costs else None,
@@ -229,6 +240,22 @@ class Ingress:
             {**body, "checks": checks, "redis": self.redis},
             status_code=200 if ready else 503,
         )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(self) -> Response:
+        """The API's OpenAPI schema, unless ``api_docs`` is off."""
+        self._docs_served()
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(self) -> Response:
+        """The OpenAPI UI, unless ``api_docs`` is off."""
+        self._docs_served()
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+    def _docs_served(self) -> None:
+        if not self.args.api_docs:
+            raise NotFoundError("the API docs are switched off here")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def playground(self) -> HTMLResponse:

@@ -122,6 +122,7 @@ def gateway(
     budget = {**limits, "opus": {"rpm": 120, "itpm": 100_000, "otpm": 100_000}}
     index = tmp_path_factory.mktemp("catalog") / "index.lance"
     args = {
+        "operator_tenants": ["globex"],
         "budget": {"tier": "custom", "limits": budget, "admission_max_wait_s": 600},
         "upstream": {"simulator_url": base + "/claude-sim", "agent_cache_ttl_s": 600},
         "pipeline": {"retrieval": {"uri": str(index)}},

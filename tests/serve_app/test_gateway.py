@@ -383,9 +383,20 @@ def test_deployed_keeper_serves_a_light_tenant_between_a_heavy_tenants_calls(
     assert len(order) == 13
 
 
-def test_capacity_reports_pools(gateway: Gateway) -> None:
-    with gateway.client() as http:
+def test_capacity_shows_an_operator_every_pool_and_a_tenant_only_its_own_share(
+    gateway: Gateway,
+) -> None:
+    with gateway.client("acme") as http:
+        generate(
+            gateway, "cap", {"instruction": "Add a footer", "user_id": user(), "stream": False}
+        )
+        mine = http.get("/v1/capacity").json()
+    assert mine["tenant"] == "acme"
+    assert set(mine) == {"tenant", "admission"}
+    assert "globex" not in json.dumps(mine)
+    with gateway.client("globex") as http:
         capacity = http.get("/v1/capacity").json()
+    assert isinstance(capacity["tenants"], dict)
     sonnet = capacity["pools"]["sonnet"]
     assert sonnet["limits"]["requests"] == pytest.approx(120 * 0.98)
     assert "1m" in sonnet["utilisation"]
@@ -448,3 +459,15 @@ def test_a_stage_whose_replica_dies_is_retried_on_another(gateway: Gateway) -> N
     styles = [e[2] for e in events if e[1] == "stage" and e[2]["agent"] == "styles"]
     assert any(s["status"] == "retrying" for s in styles), styles
     assert styles[-1]["status"] == "completed", styles
+
+
+def test_the_api_docs_are_served_with_the_page_id_rule(gateway: Gateway) -> None:
+    with gateway.client(None) as http:
+        schema = http.get("/openapi.json")
+        ui = http.get("/docs")
+    assert schema.status_code == 200
+    route = schema.json()["paths"]["/v1/pages/{page_id}/generate"]["post"]
+    (page_id,) = [p for p in route["parameters"] if p["name"] == "page_id"]
+    assert page_id["schema"]["pattern"] == "^[A-Za-z0-9._-]{1,120}$"
+    assert ui.status_code == 200
+    assert "swagger" in ui.text.lower()

@@ -24,6 +24,7 @@ from serve_app.job_keys import RESULT_CACHE, dedup_key, result_key, to_request
 from serve_app.keeper import KeeperClient
 from serve_app.metrics import metrics
 from serve_app.store import JobRecord, Store
+from serve_app.tenant_quota import TenantQuotas
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,17 @@ Decision = Admitted | Attached | Replayed
 class Admission:
     """Decides each generate request; ``running`` counts the generations in flight here."""
 
-    def __init__(self, args: GatewayArgs, store: Store, keeper: KeeperClient) -> None:
+    def __init__(
+        self,
+        args: GatewayArgs,
+        store: Store,
+        keeper: KeeperClient,
+        quotas: TenantQuotas | None = None,
+    ) -> None:
         self._args = args
         self._store = store
         self._keeper = keeper
+        self._quotas = quotas or TenantQuotas(args, store)
         self.cache_lookups = 0
         self.cache_hits = 0
 
@@ -109,12 +117,18 @@ class Admission:
             self.cache_hits += 1
             metrics().cache_hits.inc(tags={"cache": "generation"})
             return Replayed(job, cached)
-        headers = await self._check_rate(job)
         bound = self._args.budget.admission_max_wait_s
-        verdict = await self._keeper.admit(
-            job.job_id, job.tenant, job.user_id, list(plan.agents), bound
-        )
+        headers = await self._check_rate(job)
+        await self._quotas.take(job)  # its headers travel on its own refusal
+        try:
+            verdict = await self._keeper.admit(
+                job.job_id, job.tenant, job.user_id, list(plan.agents), bound
+            )
+        except BaseException:
+            await self._quotas.give_back(job)
+            raise
         if not verdict.admitted:
+            await self._quotas.give_back(job)
             raise QueueFullError(
                 f"a generation would take about {verdict.estimate_s:.0f} s, over the "
                 f"{bound:g} s bound; come back after Retry-After to be served in turn",

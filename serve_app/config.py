@@ -150,6 +150,17 @@ class IngressArgs(_Args):
     )
 
 
+class TenantQuota(_Args):
+    """What one tenant may use; unset means no limit beyond the fair share."""
+
+    generations_per_minute: int | None = Field(
+        default=None, ge=1, description="Generations the tenant may start per minute."
+    )
+    concurrent_jobs: int | None = Field(
+        default=None, ge=1, le=500, description="Generations the tenant may run at once."
+    )
+
+
 class UpstreamArgs(_Args):
     """Where Claude is: the real API, or the simulator of the keyless local run."""
 
@@ -187,6 +198,12 @@ class GatewayArgs(_Args):
     )
     require_auth: bool = Field(
         default=False, description="Refuse to start without tenant keys (production)."
+    )
+    tenant_quotas: dict[str, TenantQuota] = Field(
+        default_factory=dict, description="Quotas by tenant id; others get default_quota."
+    )
+    default_quota: TenantQuota = Field(
+        default_factory=TenantQuota, description="The quota of a tenant not listed."
     )
     operator_tenants: list[str] = Field(
         default_factory=list,

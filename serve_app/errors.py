@@ -14,6 +14,7 @@ Ray actor or replica hop intact.
     │   ├── MethodNotAllowedError    405 method_not_allowed
     │   ├── PayloadTooLargeError     413 payload_too_large
     │   ├── RateLimitedError         429 rate_limited (retry_after_s)
+    │   ├── QuotaExceededError       429 quota_exceeded (retry_after_s)
     │   └── QueueFullError           429 queue_full (retry_after_s)
     ├── DependencyUnavailableError   503: retry after retry_after_s
     │   ├── StoreUnavailableError    503 store_unavailable
@@ -124,6 +125,11 @@ class PayloadTooLargeError(RequestError):
 class RateLimitedError(RequestError):
     status = 429
     type = "rate_limited"
+
+
+class QuotaExceededError(RequestError):
+    status = 429
+    type = "quota_exceeded"
 
 
 class QueueFullError(RequestError):

@@ -45,6 +45,7 @@ from serve_app.metrics import metrics
 from serve_app.store import Fence, JobRecord, JobStatus, Store
 from serve_app.streams import accepted_event
 from serve_app.supervised import StopLoop, supervise
+from serve_app.tenant_quota import TenantQuotas
 
 log = logging.getLogger("nocode.jobs")
 HEARTBEAT_S = 5.0
@@ -62,10 +63,12 @@ class JobRunner:
         keeper: KeeperClient,
         handles: Mapping[str, Any],
         index: CatalogIndex | None,
+        quotas: TenantQuotas | None = None,
     ) -> None:
         self.args = args
         self.store = store
         self.keeper = keeper
+        self.quotas = quotas or TenantQuotas(args, store)
         self.handles = handles
         self.index = index
         self.replica_id = uuid.uuid4().hex[:12]
@@ -233,10 +236,13 @@ class JobRunner:
     async def _ended(
         self, job: JobRecord, status: JobStatus, event: str, data: dict[str, Any]
     ) -> None:
-        """What follows a job's end: its dedup key freed, metrics, the keeper told."""
-        if job.dedup_key:
-            with contextlib.suppress(DependencyUnavailableError):  # the key runs out anyway
+        """What follows a job's end: its dedup key and quota slot freed, metrics, the
+        keeper told."""
+        # Both run out on their own at the job's deadline if the store is unreachable.
+        with contextlib.suppress(DependencyUnavailableError):
+            if job.dedup_key:
                 await self.store.release_dedup(job.dedup_key, job.job_id)
+            await self.quotas.give_back(job)
         if status == "succeeded":
             self.succeeded += 1
             self.recent_costs.append(_cost(data))

@@ -15,10 +15,11 @@ import ray
 
 from serve_app.admission import Admission, Admitted, Attached
 from serve_app.config import GatewayArgs
-from serve_app.errors import RateLimitedError
+from serve_app.errors import QuotaExceededError, RateLimitedError
 from serve_app.keeper import KeeperClient
 from serve_app.store.actor import ActorStore
 from serve_app.store.memory import MemoryStore
+from serve_app.tenant_quota import TenantQuotas
 from tests.serve_app.conftest import own_keeper
 
 pytestmark = pytest.mark.ray
@@ -27,6 +28,10 @@ ARGS = GatewayArgs.model_validate(
     {
         "budget": {"tier": "tier4", "admission_max_wait_s": 600},
         "ingress": {"user_generations_per_minute": 2},
+        "tenant_quotas": {
+            "initech": {"generations_per_minute": 3},
+            "umbrella": {"concurrent_jobs": 2},
+        },
     }
 )
 Replicas = tuple[ActorStore, Admission, Admission]
@@ -74,3 +79,31 @@ async def test_a_users_rate_limit_counts_both_replicas(
         await first.decide("acme", "home", body(user, "Darker footer"))
     with pytest.raises(RateLimitedError):
         await second.decide("acme", "home", body(user, "Wider pricing table"))
+
+
+async def test_a_tenants_rate_quota_counts_every_user_on_both_replicas(
+    replicas: Replicas,
+) -> None:
+    _, first, second = replicas
+    users = [f"u-{uuid.uuid4().hex[:6]}" for _ in range(4)]
+    for i, who in enumerate(users[:3]):
+        replica = first if i % 2 else second
+        assert isinstance(await replica.decide("initech", "home", body(who, f"R{i}")), Admitted)
+    with pytest.raises(QuotaExceededError, match="per minute") as refused:
+        await first.decide("initech", "home", body(users[3], "Darker footer"))
+    assert (refused.value.retry_after_s or 0) >= 1
+    assert isinstance(await first.decide("acme", "home", body(users[3], "Darker")), Admitted)
+
+
+async def test_a_tenants_running_jobs_hold_its_slots_until_they_end(replicas: Replicas) -> None:
+    store, first, second = replicas
+    users = [f"u-{uuid.uuid4().hex[:6]}" for _ in range(3)]
+    running = [
+        await first.decide("umbrella", "home", body(u, f"R{i}")) for i, u in enumerate(users[:2])
+    ]
+    with pytest.raises(QuotaExceededError, match="at once"):
+        await second.decide("umbrella", "home", body(users[2], "Bolder hero"))
+    ended = running[0]
+    assert isinstance(ended, Admitted)
+    await TenantQuotas(ARGS, store).give_back(ended.job)  # what the runner does at its end
+    assert isinstance(await second.decide("umbrella", "home", body(users[2], "Bolder")), Admitted)

@@ -471,3 +471,28 @@ def test_the_api_docs_are_served_with_the_page_id_rule(gateway: Gateway) -> None
     assert page_id["schema"]["pattern"] == "^[A-Za-z0-9._-]{1,120}$"
     assert ui.status_code == 200
     assert "swagger" in ui.text.lower()
+
+
+def test_a_tenant_at_its_quota_is_refused_while_another_is_served(gateway: Gateway) -> None:
+    body = {"instruction": "Add a footer", "stream": False, "agents": ["styles"]}
+    page = landing_page("quota").model_dump(mode="json")
+    replies = []
+    with gateway.client("initech") as http:
+        for i in range(3):
+            instruction = f"Make the footer darker ({uuid.uuid4().hex[:6]} {i})"
+            replies.append(
+                http.post(
+                    "/v1/pages/quota/generate",
+                    json={**body, "instruction": instruction, "user_id": user(), "page": page},
+                )
+            )
+    assert [r.status_code for r in replies[:2]] == [202, 202]
+    refused = replies[2]
+    assert refused.status_code == 429
+    assert refused.json()["error"]["type"] == "quota_exceeded"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert "ratelimit-policy" in refused.headers
+    other = generate(
+        gateway, "quota", {**body, "instruction": "Make the footer darker", "user_id": user()}
+    )
+    assert other.status_code == 202, other.text

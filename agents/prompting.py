@@ -24,6 +24,7 @@ uses and what the cost benchmark compares against.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -37,6 +38,11 @@ from claude_facts.tokens import count_text
 Params = dict[str, Any]
 
 
+def _unclosable(text: str, tag: str) -> str:
+    """``text`` with every ``</tag`` written ``<\\/tag`` (JSON reads both the same)."""
+    return re.sub(rf"</(\s*{tag})", r"<\\/\1", text, flags=re.I)
+
+
 @dataclass(frozen=True)
 class GenerationContext:
     """What every agent of one generation sees, identically: one cacheable block."""
@@ -47,11 +53,16 @@ class GenerationContext:
     catalog_docs: tuple[str, ...] = ()
 
     def render(self) -> str:
-        parts = ["## Instruction", self.instruction.strip(), "", "## Page as sent"]
+        """The instruction and the page framed as data (see the guide): user text cannot
+        close its own tags, so it cannot pose as the prompt around it."""
+        instruction = _unclosable(self.instruction.strip(), "instruction")
+        parts = ["## Instruction", f"<instruction>\n{instruction}\n</instruction>", ""]
+        parts.append("## Page as sent")
         if self.page is None:
             parts.append(f"None: this request creates the new page {self.page_id!r}.")
         else:
-            parts.append(self.page.model_dump_json(exclude_defaults=True))
+            page = _unclosable(self.page.model_dump_json(exclude_defaults=True), "page")
+            parts.append(f"<page>\n{page}\n</page>")
         if self.catalog_docs:
             parts += ["", "## Catalog entries relevant to the instruction", *self.catalog_docs]
         return "\n".join(parts)

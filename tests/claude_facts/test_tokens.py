@@ -38,3 +38,13 @@ def test_blocks_count_their_text_not_their_markup() -> None:
     assert count_block({"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}) == 1
     tool = {"name": "emit", "description": "Emit it.", "input_schema": {"type": "object"}}
     assert count_block(tool) > count_text("Emit it.")
+
+
+def test_the_token_count_cache_keeps_few_texts_whatever_the_traffic() -> None:
+    from claude_facts.tokens import count_text
+
+    for i in range(5_000):
+        count_text(f"a unique page body {i} " * 50)
+    info = count_text.cache_info()
+    assert info.maxsize is not None
+    assert info.currsize <= info.maxsize <= 4_096

@@ -47,8 +47,8 @@ def count_text(text: str) -> int:
     """Tokens in ``text`` (cached: system prompts and schemas repeat across requests).
 
     Small on purpose: the cache keeps the texts themselves, and every request brings unique
-    ones (its page, its task) of several KB; the few dozen that repeat stay at the front.
-    At 65,536 entries an agent replica grew ~20 MB an hour under steady load (bench.soak).
+    ones (its page, its task) of several KB, which at 65,536 entries could hold hundreds of
+    MB; the few dozen texts that repeat stay at the front.
     """
     return sum(_piece_tokens(m.group()) for m in _PIECE.finditer(text))
 

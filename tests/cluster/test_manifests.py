@@ -77,3 +77,23 @@ def test_no_secret_values_in_the_manifests() -> None:
     assert "sk-ant-" not in text
     secret = documents("cluster/secrets.example.yaml")[0]
     assert all(v.startswith(("<", "redis://")) for v in secret["stringData"].values())
+
+
+def test_redis_needs_the_secrets_password_and_only_gateway_pods_reach_it() -> None:
+    statefulset, _, policy = documents("cluster/redis.yaml")
+    (redis,) = statefulset["spec"]["template"]["spec"]["containers"]
+    args = redis["args"]
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    (password,) = [e for e in redis["env"] if e["name"] == "REDIS_PASSWORD"]
+    assert password["valueFrom"]["secretKeyRef"] == {"name": "nocode-ai", "key": "redis-password"}
+    assert policy["kind"] == "NetworkPolicy"
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app": "nocode-redis"}
+    (allowed,) = policy["spec"]["ingress"][0]["from"]
+    gateway = allowed["podSelector"]["matchLabels"]
+    spec = rayservice()["spec"]["rayClusterConfig"]
+    pods = [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
+    assert all(gateway.items() <= p["template"]["metadata"]["labels"].items() for p in pods), (
+        "every Ray pod may reach Redis"
+    )
+    gcs = spec["gcsFaultToleranceOptions"]["redisPassword"]["valueFrom"]["secretKeyRef"]
+    assert gcs["key"] == "redis-password"

@@ -65,30 +65,32 @@ return 1
 # SSE ids 1, 2, 3...; the script makes counting and adding one atomic step across replicas,
 # and adds only while the writer's fence token matches the job's holder.
 # Returns {id, ''}, {0, ''} for a missing job, or {-1, holder} for a fenced-off writer.
-_APPEND_EVENT = """
+# Both writers of events start the same way: check the fence, then add the next entry.
+_FENCED_XADD = """
 local holder = redis.call('GET', KEYS[3])
 if not holder then return {0, ''} end
 if holder ~= ARGV[3] then return {-1, holder} end
 local id = redis.call('XLEN', KEYS[2]) + 1
 redis.call('XADD', KEYS[2], id .. '-0', 'event', ARGV[1], 'data', ARGV[2])
-local ttl = redis.call('PTTL', KEYS[1])
+"""
+_APPEND_EVENT = (
+    _FENCED_XADD
+    + """local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return {id, ''}
 """
+)
 
 # The terminal event, the ended record and the fence in one step, then the job's expiry.
-_END_JOB = """
-local holder = redis.call('GET', KEYS[3])
-if not holder then return {0, ''} end
-if holder ~= ARGV[3] then return {-1, holder} end
-local id = redis.call('XLEN', KEYS[2]) + 1
-redis.call('XADD', KEYS[2], id .. '-0', 'event', ARGV[1], 'data', ARGV[2])
-redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
+_END_JOB = (
+    _FENCED_XADD
+    + """redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
 redis.call('SET', KEYS[3], 'ended', 'PX', ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('SREM', KEYS[4], ARGV[6])
 return {id, ''}
 """
+)
 
 # GCRA on the server's clock, in microseconds, so that replicas' clocks never disagree.
 # Returns {allowed, microseconds until the key's budget is whole again}.

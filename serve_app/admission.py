@@ -119,7 +119,7 @@ class Admission:
             return Replayed(job, cached)
         bound = self._args.budget.admission_max_wait_s
         headers = await self._check_rate(job)
-        await self._quotas.take(job)  # its headers travel on its own refusal
+        job = await self._quotas.take(job)  # its headers travel on its own refusal
         try:
             verdict = await self._keeper.admit(
                 job.job_id, job.tenant, job.user_id, list(plan.agents), bound

@@ -148,6 +148,9 @@ class IngressArgs(_Args):
     job_ttl_s: float = Field(
         default=3600.0, gt=0, description="How long finished jobs and their events are kept."
     )
+    usage_retention_days: int = Field(
+        default=35, ge=1, le=400, description="Days of each tenant's usage `GET /v1/usage` keeps."
+    )
 
 
 class TenantQuota(_Args):
@@ -158,6 +161,18 @@ class TenantQuota(_Args):
     )
     concurrent_jobs: int | None = Field(
         default=None, ge=1, le=500, description="Generations the tenant may run at once."
+    )
+    usd_per_day: float | None = Field(
+        default=None,
+        gt=0,
+        description="Dollars the tenant may spend per UTC day; a job is refused when what "
+        "was spent and what running jobs hold would pass it.",
+    )
+    usd_held_per_generation: float = Field(
+        default=0.20,
+        gt=0,
+        description="Dollars held on the tenant's day for each running job under a spend "
+        "limit, given back when it ends (set it near a generation's cost).",
     )
 
 

@@ -32,7 +32,7 @@ answer stayed invalid) carry no status; they end a generation as its ``error`` e
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 JSONValue = Any
 """A value that JSON can carry."""
@@ -65,7 +65,7 @@ class GatewayError(Exception):
         self.details = details
         self.headers: dict[str, str] = {}
 
-    def with_headers(self, headers: dict[str, str]) -> GatewayError:
+    def with_headers(self, headers: dict[str, str]) -> Self:
         """HTTP headers to send with this error (``RateLimit``, ``RateLimit-Policy``)."""
         self.headers = dict(headers)
         return self

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
@@ -33,6 +33,7 @@ from serve_app.playground import PLAYGROUND_HTML
 from serve_app.store import TERMINAL, JobRecord, open_store
 from serve_app.streams import JobStreams
 from serve_app.supervised import supervise
+from serve_app.tenant_quota import TenantQuotas
 
 log = logging.getLogger("nocode.ingress")
 app = FastAPI(
@@ -89,8 +90,11 @@ class Ingress:
         self.redis = redis_url is not None
         self.handles = agent_handles
         index = CatalogIndex.open(self.args.pipeline.retrieval)
-        self.jobs = JobRunner(self.args, self.store, self.keeper, agent_handles, index)
-        self.admission = Admission(self.args, self.store, self.keeper)
+        self.quotas = TenantQuotas(self.args, self.store)
+        self.jobs = JobRunner(
+            self.args, self.store, self.keeper, agent_handles, index, quotas=self.quotas
+        )
+        self.admission = Admission(self.args, self.store, self.keeper, quotas=self.quotas)
         feeds = EventFeeds(self.store, block_s=self.args.ingress.ping_interval_s)
         self.streams = JobStreams(self.store, feeds, self.args.ingress.ping_interval_s)
         self._sweeper = asyncio.get_event_loop().create_task(
@@ -200,7 +204,9 @@ class Ingress:
         if self.tenants and tenant not in self.args.operator_tenants:
             mine = budget["tenants"].get(tenant) or {"admitted_jobs": 0, "tickets": 0}
             wait = mine.get("estimated_wait_s", 0.0)
-            return JSONResponse({"tenant": tenant, "admission": mine | {"estimated_wait_s": wait}})
+            admission = mine | {"estimated_wait_s": wait}
+            quota = await self.quotas.view(tenant)
+            return JSONResponse({"tenant": tenant, "admission": admission, "quota": quota})
         costs = self.jobs.recent_costs
         lookups, hits = self.admission.cache_lookups, self.admission.cache_hits
         return JSONResponse(
@@ -218,6 +224,16 @@ class Ingress:
                 },
             }
         )
+
+    @app.get("/v1/usage")
+    async def usage(
+        self, request: Request, days: Annotated[int, Query(ge=1, le=31)] = 7
+    ) -> Response:
+        """The caller's generations, tokens and cost by day and by agent, newest day
+        first, and where it stands against its daily spend limit."""
+        tenant = self.tenant(request)
+        quota = self.quotas.quota_of(tenant)
+        return JSONResponse(await self.quotas.usage.report(tenant, days, quota))
 
     @app.get("/healthz")
     async def healthz(self) -> Response:

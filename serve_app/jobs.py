@@ -126,6 +126,8 @@ class JobRunner:
             )
         with contextlib.suppress(KeeperUnavailableError):
             await self.keeper.finish_job(job.job_id, {})
+        with contextlib.suppress(DependencyUnavailableError):
+            await self.quotas.give_back(job)
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job running here; False when it does not run on this replica."""
@@ -145,6 +147,8 @@ class JobRunner:
         await self.store.append_event(job.job_id, "accepted", accepted)
         ttl = self.args.ingress.job_ttl_s
         await self.store.end_job(job.job_id, None, "succeeded", "result", result, ttl)
+        with contextlib.suppress(DependencyUnavailableError):
+            await self.quotas.usage.record_outcome(job.tenant, "replayed")
         return job.model_copy(update={"status": "succeeded", "result": result})
 
     async def _run(self, job: JobRecord, fence: Fence, plan: Plan) -> None:
@@ -236,13 +240,14 @@ class JobRunner:
     async def _ended(
         self, job: JobRecord, status: JobStatus, event: str, data: dict[str, Any]
     ) -> None:
-        """What follows a job's end: its dedup key and quota slot freed, metrics, the
-        keeper told."""
-        # Both run out on their own at the job's deadline if the store is unreachable.
+        """What follows a job's end: its dedup key and quota freed, its outcome counted in
+        the tenant's usage, metrics, the keeper told."""
+        # Key and slot run out on their own at the job's deadline if the store is unreachable.
         with contextlib.suppress(DependencyUnavailableError):
             if job.dedup_key:
                 await self.store.release_dedup(job.dedup_key, job.job_id)
             await self.quotas.give_back(job)
+            await self.quotas.usage.record_outcome(job.tenant, status)
         if status == "succeeded":
             self.succeeded += 1
             self.recent_costs.append(_cost(data))
@@ -266,7 +271,9 @@ class JobRunner:
         for attempt in range(1, attempts + 1):
             try:
                 async with asyncio.timeout(self.args.ingress.stage_timeout_s):
-                    return await self._beating(handle, task, meta)
+                    outcome = await self._beating(handle, task, meta)
+                await self._bill(meta.tenant, outcome)
+                return outcome
             except RayTaskError as exc:
                 if isinstance(exc.cause, GatewayError | PipelineError):
                     raise exc.cause from None
@@ -279,6 +286,12 @@ class JobRunner:
         raise StageFailedError(
             f"{task.agent} failed {attempts} times", agent=task.agent, retry_after_s=10
         )
+
+    async def _bill(self, tenant: str, outcome: AgentOutcome) -> None:
+        """Add a stage's calls to its tenant's usage (best effort: a store outage loses
+        the line, not the generation)."""
+        with contextlib.suppress(DependencyUnavailableError):
+            await self.quotas.usage.record_calls(tenant, outcome.agent, outcome.calls)
 
     async def _beating(self, handle: Any, task: AgentTask, meta: CallMeta) -> AgentOutcome:
         """The stage's outcome, or ``ReplicaSilentError`` when its replica stops beating."""

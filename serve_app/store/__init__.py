@@ -7,6 +7,7 @@ on the backends' atomic steps; ``memory``, ``redis_backend``, ``actor``: the bac
 
 from serve_app.store.base import (
     TERMINAL,
+    CounterBound,
     Fence,
     JobFencedError,
     JobRecord,
@@ -19,6 +20,7 @@ from serve_app.store.primitives import RateDecision
 
 __all__ = [
     "TERMINAL",
+    "CounterBound",
     "Fence",
     "JobFencedError",
     "JobRecord",

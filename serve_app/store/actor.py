@@ -17,7 +17,15 @@ from ray.exceptions import RayError
 
 from serve_app.errors import StoreUnavailableError
 from serve_app.singleton import cluster_singleton
-from serve_app.store.base import Fence, JobFencedError, JobRecord, JobStatus, Store, StoredEvent
+from serve_app.store.base import (
+    CounterBound,
+    Fence,
+    JobFencedError,
+    JobRecord,
+    JobStatus,
+    Store,
+    StoredEvent,
+)
 from serve_app.store.memory import MemoryStore
 
 STORE_ACTOR_NAME = "nocode-store"
@@ -149,6 +157,20 @@ class ActorStore(Store):
     @_reached
     async def stale_jobs(self, older_than_s: float) -> list[JobRecord]:
         return cast(list[JobRecord], await self._actor.stale_jobs.remote(older_than_s))
+
+    @_reached
+    async def add_counters(
+        self,
+        key: str,
+        deltas: dict[str, float],
+        ttl_s: float,
+        bound: CounterBound | None = None,
+    ) -> bool:
+        return cast(bool, await self._actor.add_counters.remote(key, deltas, ttl_s, bound))
+
+    @_reached
+    async def read_counters(self, key: str) -> dict[str, float]:
+        return cast(dict[str, float], await self._actor.read_counters.remote(key))
 
     @_reached
     async def expire_job(self, job_id: str, ttl_s: float) -> None:

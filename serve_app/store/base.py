@@ -1,4 +1,5 @@
-"""The store's interface and its records: jobs, their event logs, dedup, rates, caches, leases.
+"""The store's interface and its records: jobs, their event logs, dedup, rates, caches,
+counters, leases.
 
 Every ingress and agent replica talks to one `Store`. The backends (`memory`, `redis_backend`,
 `actor`) implement only atomic primitives; the rate limit and single-flight built on them
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -66,6 +67,8 @@ class JobRecord(BaseModel):
     """Raised each time an owner takes the job; the owner's writes carry it (`Fence`)."""
     attempts: int = 0
     """How many times an owner has started the job: its first run, then adoptions."""
+    held_usd: float = 0.0
+    """Dollars held on the tenant's day for this job (its spend limit), given back at its end."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,18 @@ class Fence:
 
     owner: str
     epoch: int
+
+
+@dataclass(frozen=True)
+class CounterBound:
+    """A ceiling on the sum of some of a counter's fields (a spend limit, say)."""
+
+    fields: tuple[str, ...]
+    ceiling: float
+
+    def passed_by(self, counters: Mapping[str, float]) -> bool:
+        """Whether ``counters`` are over the ceiling (by more than float rounding)."""
+        return sum(counters.get(f, 0.0) for f in self.fields) > self.ceiling + 1e-9
 
 
 class JobFencedError(Exception):
@@ -242,6 +257,21 @@ class Store(ABC):
         self, namespace: str, key: str, value: dict[str, Any], ttl_s: float
     ) -> None:
         """Cache `value` for `ttl_s` seconds."""
+
+    @abstractmethod
+    async def add_counters(
+        self,
+        key: str,
+        deltas: dict[str, float],
+        ttl_s: float,
+        bound: CounterBound | None = None,
+    ) -> bool:
+        """Add `deltas` to the fields of counter `key` at once and keep it `ttl_s` from now;
+        with `bound`, add nothing (False) when its fields would then sum over its ceiling."""
+
+    @abstractmethod
+    async def read_counters(self, key: str) -> dict[str, float]:
+        """The fields of counter `key` ({} when it is missing or ran out)."""
 
     @abstractmethod
     async def acquire_lease(self, name: str, token: str, ttl_s: float) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from serve_app.store.base import (
+    CounterBound,
     Fence,
     JobFencedError,
     JobRecord,
@@ -87,6 +88,7 @@ class MemoryStore(Store):
         self._next_turn: _Expiring[float] = _Expiring()
         self._cache: _Expiring[str] = _Expiring()
         self._leases: _Expiring[str] = _Expiring()
+        self._counters: _Expiring[dict[str, float]] = _Expiring()
         self._let_go: dict[str, asyncio.Event] = {}
         self._appended = asyncio.Condition()
 
@@ -221,6 +223,27 @@ class MemoryStore(Store):
         self, namespace: str, key: str, value: dict[str, Any], ttl_s: float
     ) -> None:
         self._cache.set(cache_key(namespace, key), json.dumps(value), ttl_s)
+
+    async def add_counters(
+        self,
+        key: str,
+        deltas: dict[str, float],
+        ttl_s: float,
+        bound: CounterBound | None = None,
+    ) -> bool:
+        fields = dict(self._counters.get(key) or {})
+        for name, delta in deltas.items():
+            fields[name] = fields.get(name, 0.0) + float(delta)
+        if (
+            bound is not None
+            and sum(fields.get(f, 0.0) for f in bound.fields) > bound.ceiling + 1e-9
+        ):
+            return False
+        self._counters.set(key, fields, ttl_s)
+        return True
+
+    async def read_counters(self, key: str) -> dict[str, float]:
+        return dict(self._counters.get(key) or {})
 
     async def acquire_lease(self, name: str, token: str, ttl_s: float) -> bool:
         if self._leases.get(name) is not None:

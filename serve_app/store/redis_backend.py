@@ -29,6 +29,7 @@ from redis.typing import XReadResponse
 from serve_app.errors import StoreUnavailableError
 from serve_app.store.base import (
     TERMINAL,
+    CounterBound,
     Fence,
     JobFencedError,
     JobRecord,
@@ -115,6 +116,26 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 """
 
+# ARGV: ttl in ms, ceiling ('' for none), the number of bounded fields, their names, then
+# (field, delta) pairs. The bound is checked on the fields as they would be after adding.
+_ADD_COUNTERS = """
+local ttl, ceiling, bounded = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local first = 4 + bounded
+if ceiling ~= '' then
+  local total = 0
+  for i = 4, first - 1 do
+    total = total + tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+    for j = first, #ARGV, 2 do
+      if ARGV[j] == ARGV[i] then total = total + tonumber(ARGV[j + 1]) end
+    end
+  end
+  if total > tonumber(ceiling) + 1e-9 then return 0 end
+end
+for j = first, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[j], ARGV[j + 1]) end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+"""
+
 
 def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
@@ -170,6 +191,7 @@ class RedisStore(Store):
         self._take_turn_script = self._redis.register_script(_TAKE_TURN)
         self._delete_if_equals = self._redis.register_script(_DELETE_IF_EQUALS)
         self._extend_if_equals = self._redis.register_script(_EXTEND_IF_EQUALS)
+        self._add_counters = self._redis.register_script(_ADD_COUNTERS)
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self._prefix}{kind}:{name}"
@@ -343,6 +365,28 @@ class RedisStore(Store):
             await self._redis.set(
                 self._key("cache", cache_key(namespace, key)), payload, px=_ms(ttl_s)
             )
+
+    async def add_counters(
+        self,
+        key: str,
+        deltas: dict[str, float],
+        ttl_s: float,
+        bound: CounterBound | None = None,
+    ) -> bool:
+        fields = list(bound.fields) if bound else []
+        ceiling = repr(bound.ceiling) if bound else ""
+        pairs = [item for name, delta in deltas.items() for item in (name, repr(float(delta)))]
+        with self._guard():
+            added = await self._add_counters(
+                keys=[self._key("counter", key)],
+                args=[_ms(ttl_s), ceiling, len(fields), *fields, *pairs],
+            )
+        return bool(added)
+
+    async def read_counters(self, key: str) -> dict[str, float]:
+        with self._guard():
+            raw = await self._redis.hgetall(self._key("counter", key))
+        return {str(name): float(value) for name, value in raw.items()}
 
     async def acquire_lease(self, name: str, token: str, ttl_s: float) -> bool:
         with self._guard():

@@ -29,10 +29,19 @@ os.environ.setdefault("RAY_worker_niceness", "0")
 SIM_LIMITS = {"rpm": 120, "itpm": 400_000, "otpm": 40_000}
 """Tight enough that concurrent tests queue, loose enough that a suite stays quick."""
 
-TENANT_KEYS = {"acme": "key-acme-test", "globex": "key-globex-test", "initech": "key-initech"}
-"""Two tenants, so that tests can look for leaks between them, and one with a tight quota."""
+TENANT_KEYS = {
+    "acme": "key-acme-test",
+    "globex": "key-globex-test",
+    "initech": "key-initech",
+    "hooli": "key-hooli-test",
+    "umbrella": "key-umbrella-test",
+}
+"""Two tenants, so that tests can look for leaks between them, two with tight quotas, and
+one whose usage only one test makes."""
 QUOTA = {"generations_per_minute": 2}
 """Initech's quota, small enough for a test to reach."""
+SPEND_QUOTA = {"usd_per_day": 0.01, "usd_held_per_generation": 0.01}
+"""Hooli's: one running job holds its whole day, and any dollar it spent refuses the next."""
 
 
 @dataclass
@@ -125,7 +134,7 @@ def gateway(
     index = tmp_path_factory.mktemp("catalog") / "index.lance"
     args = {
         "operator_tenants": ["globex"],
-        "tenant_quotas": {"initech": QUOTA},
+        "tenant_quotas": {"initech": QUOTA, "hooli": SPEND_QUOTA},
         "budget": {"tier": "custom", "limits": budget, "admission_max_wait_s": 600},
         "upstream": {"simulator_url": base + "/claude-sim", "agent_cache_ttl_s": 600},
         "pipeline": {"retrieval": {"uri": str(index)}},

@@ -392,7 +392,7 @@ def test_capacity_shows_an_operator_every_pool_and_a_tenant_only_its_own_share(
         )
         mine = http.get("/v1/capacity").json()
     assert mine["tenant"] == "acme"
-    assert set(mine) == {"tenant", "admission"}
+    assert set(mine) == {"tenant", "admission", "quota"}
     assert "globex" not in json.dumps(mine)
     with gateway.client("globex") as http:
         capacity = http.get("/v1/capacity").json()

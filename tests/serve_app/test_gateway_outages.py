@@ -37,6 +37,7 @@ def test_every_route_answers_json_503_while_redis_is_down(gateway: Gateway) -> N
             body = {"instruction": "Add a footer", "user_id": user()}
             assert_unavailable(http.post("/v1/pages/outage/generate", json=body))
             assert_unavailable(http.post("/agent/page", json={**body, "page_id": "outage"}))
+            assert_unavailable(http.get("/v1/usage"))
             ready = http.get("/readyz")
             # The keeper does not need Redis to grant budget; the capacity view stays up.
             capacity = http.get("/v1/capacity")
@@ -47,6 +48,7 @@ def test_every_route_answers_json_503_while_redis_is_down(gateway: Gateway) -> N
     assert ready.json()["checks"]["store"] is False
     assert ready.json()["checks"]["budget_keeper"] is True
     assert capacity.status_code == 200
+    assert capacity.json()["quota"]["spend"] is None
     # Back: new work is accepted and runs to its result (this Redis kept nothing).
     again = generate(gateway, "outage", {"instruction": "Add a footer", "user_id": user()})
     assert again.status_code == 200

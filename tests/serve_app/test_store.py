@@ -12,7 +12,7 @@ import redis.asyncio as redis
 from pydantic import ValidationError
 
 from serve_app.errors import StoreUnavailableError
-from serve_app.store import Store, open_store
+from serve_app.store import CounterBound, Store, open_store
 from serve_app.store.actor import ActorStore
 from serve_app.store.memory import MemoryStore
 from serve_app.store.redis_backend import RedisStore
@@ -221,6 +221,37 @@ async def test_cache_get_set_and_expiry(store: Store) -> None:
     await asyncio.sleep(0.4)
     assert await store.cache_get("results", "a") is None
     assert await store.cache_get("calls", "a") == {}
+
+
+async def test_counters_add_read_and_expire(store: Store) -> None:
+    assert await store.read_counters("usage:a") == {}
+    assert await store.add_counters("usage:a", {"calls": 2, "cost_usd": 0.25}, 0.3)
+    assert await store.add_counters("usage:a", {"calls": 1, "cost_usd": -0.05}, 0.3)
+    await store.add_counters("usage:b", {"calls": 7}, 5)
+    got = await store.read_counters("usage:a")
+    assert got == {"calls": 3.0, "cost_usd": pytest.approx(0.2)}
+    await asyncio.sleep(0.4)
+    assert await store.read_counters("usage:a") == {}
+    assert await store.read_counters("usage:b") == {"calls": 7.0}
+
+
+async def test_a_bounded_add_is_all_or_nothing(store: Store) -> None:
+    bound = CounterBound(("held", "spent"), 1.0)
+    assert await store.add_counters("spend", {"spent": 0.5, "other": 9}, 5, bound)
+    assert await store.add_counters("spend", {"held": 0.5}, 5, bound)  # exactly at the ceiling
+    assert not await store.add_counters("spend", {"held": 0.01, "other": 1}, 5, bound)
+    assert await store.read_counters("spend") == {"spent": 0.5, "held": 0.5, "other": 9.0}
+    assert await store.add_counters("spend", {"held": -0.5}, 5)  # settling needs no bound
+    assert await store.add_counters("spend", {"held": 0.3}, 5, bound)
+
+
+async def test_concurrent_bounded_adds_never_pass_the_ceiling(store: Store) -> None:
+    bound = CounterBound(("held",), 10.0)
+    added = await asyncio.gather(
+        *(store.add_counters("spend", {"held": 1.0}, 5, bound) for _ in range(40))
+    )
+    assert sum(added) == 10
+    assert await store.read_counters("spend") == {"held": 10.0}
 
 
 async def test_single_flight_computes_once(store: Store) -> None:

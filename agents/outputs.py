@@ -12,7 +12,15 @@ from typing import Literal
 from pydantic import Field
 
 from agents.ops import AnimationOp, ComponentOp, EventOp, LayoutOp, Op, StyleOp
-from agents.page import ComponentId, ComponentType, DocModel, NodeId, SectionId, SectionRole
+from agents.page import (
+    ComponentId,
+    ComponentType,
+    DocModel,
+    NodeId,
+    PlainText,
+    SectionId,
+    SectionRole,
+)
 
 
 class PlannedSection(DocModel):
@@ -128,7 +136,7 @@ class ReviewNote(DocModel):
     """How much it matters."""
     target_id: NodeId | None = None
     """The section or component concerned, if any."""
-    message: str = Field(max_length=300)
+    message: PlainText = Field(max_length=300)
     """What is wrong or worth knowing."""
 
 
@@ -139,7 +147,7 @@ class Review(DocModel):
     """False only when the result clearly fails the request."""
     notes: list[ReviewNote] = Field(default_factory=list, max_length=10)
     """Findings, most important first."""
-    summary: str = Field(max_length=300)
+    summary: PlainText = Field(max_length=300)
     """One sentence."""
 
 

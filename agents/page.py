@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from agents.catalog import load_catalog
-from agents.safe_html import clean_props
+from agents.safe_html import clean_props, plain_text
+from agents.safe_url import is_safe_url, reads_as_url
 
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
 SECTION_ID = r"^sec-[0-9]+$"
@@ -40,6 +41,8 @@ TargetId = Annotated[
     str, Field(pattern=TARGET_ID, description="'page', a section id or a component id.")
 ]
 HexColor = Annotated[str, Field(pattern=HEX_COLOR, description="A #rrggbb colour.")]
+PlainText = Annotated[str, AfterValidator(plain_text)]
+"""Text shown as text: any markup in it is taken out (``safe_html.plain_text``)."""
 
 
 def _known_type(value: str) -> str:
@@ -219,6 +222,27 @@ class Event(DocModel):
     params: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=8)
     """Action parameters, e.g. {"state": "billing", "value": "yearly"}."""
 
+    @field_validator("target")
+    @classmethod
+    def _safe_target(cls, target: str | None) -> str | None:
+        """A URL target is a link: http(s) or relative, however it is spelled."""
+        is_id = not target or target.startswith(("sec-", "cmp-"))
+        if not is_id and not is_safe_url(target or "", absolute=False):
+            raise ValueError("a URL target must be http(s), a path or a #anchor")
+        return target
+
+    @field_validator("params")
+    @classmethod
+    def _safe_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """A renderer may use a param as a link (``fetch_data``'s endpoint) or show it: a
+        param that reads as a URL passes the link rules, and any other string is text."""
+        for name, value in params.items():
+            # A browser reads a leading backslash as a slash: "\\\\host" is a link too.
+            link = isinstance(value, str) and (reads_as_url(value) or value.startswith(("/", "\\")))
+            if link and not is_safe_url(str(value), absolute=False):
+                raise ValueError(f"param {name!r} is a URL of a kind that is not allowed")
+        return {k: plain_text(v) if isinstance(v, str) else v for k, v in params.items()}
+
 
 class Animation(DocModel):
     """Motion applied to a section or component."""
@@ -277,7 +301,7 @@ class SectionLayout(DocModel):
 
 class Section(DocModel):
     id: SectionId
-    name: str = Field(max_length=80)
+    name: PlainText = Field(max_length=80)
     """Human name shown in the builder."""
     role: SectionRole = "content"
     """What the section is for."""
@@ -296,9 +320,9 @@ class Page(DocModel):
     """Version of this document format."""
     id: str = Field(min_length=1, max_length=120)
     """The page id the builder uses."""
-    title: str = Field(default="", max_length=200)
+    title: PlainText = Field(default="", max_length=200)
     """Document title."""
-    description: str = Field(default="", max_length=500)
+    description: PlainText = Field(default="", max_length=500)
     """Meta description."""
     theme: Theme = Field(default_factory=Theme)
     """Colours, fonts and density."""

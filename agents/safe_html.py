@@ -1,13 +1,17 @@
-"""The one place raw HTML is allowed onto a page (the embed component's ``html``), cleaned.
+"""The one place raw HTML is allowed onto a page (the embed component's ``html``), cleaned;
+every other string prop is text, with any markup taken out.
 
 ``nh3`` (the Rust ``ammonia`` sanitiser, maintained) parses the snippet as a browser would
 and keeps only the allowlisted tags and attributes below: no script, style, iframe, object,
 svg or form, no event handler attributes, and links and images only on the schemes
-``safe_url`` allows. What is dropped is dropped silently, as a sanitiser must.
+``safe_url`` allows. Text props keep no tag at all, so that a renderer that (wrongly) puts
+one into ``innerHTML`` runs nothing either. What is dropped is dropped silently, as a
+sanitiser must.
 """
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import nh3
@@ -40,9 +44,35 @@ def clean_html(snippet: str) -> str:
     )
 
 
+def plain_text(value: str) -> str:
+    """``value`` with every tag (and a script's or style's content) removed, as text."""
+    text = value
+    # Unescaped after cleaning, so the text reads as written ("a < b"); cleaned again, as
+    # an escaped tag ("&lt;script&gt;") becomes a tag when unescaped.
+    for _ in range(5):
+        if "<" not in text and "&" not in text:
+            break
+        cleaned = html.unescape(nh3.clean(text, tags=set(), strip_comments=True))
+        if cleaned == text:
+            break
+        text = cleaned
+    return text
+
+
+def _texts(value: Any) -> Any:
+    if isinstance(value, str):
+        return plain_text(value)
+    if isinstance(value, list):
+        return [_texts(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _texts(item) for key, item in value.items()}
+    return value
+
+
 def clean_props(component_type: str, props: dict[str, Any]) -> dict[str, Any]:
-    """``props`` with every HTML prop of the type cleaned; others as they are."""
-    names = [n for n in HTML_PROPS.get(component_type, ()) if isinstance(props.get(n), str)]
-    if not names:
-        return props
-    return {**props, **{n: clean_html(props[n]) for n in names}}
+    """``props`` with every HTML prop of the type cleaned and markup taken out of the rest."""
+    html_props = HTML_PROPS.get(component_type, ())
+    return {
+        name: clean_html(value) if name in html_props and isinstance(value, str) else _texts(value)
+        for name, value in props.items()
+    }

@@ -62,3 +62,9 @@ def is_safe_url(value: str, *, absolute: bool) -> bool:
         host = rest[2:].split("/", 1)[0] if rest.startswith("//") else ""
         return bool(host) and "\\" not in rest
     return bool(rest)
+
+
+def reads_as_url(value: str) -> bool:
+    """Whether ``value``, read as a browser would read a URL, starts with a scheme: for
+    free values (event params) that a renderer might use as a link."""
+    return _SCHEME.match(browser_reading(value)) is not None

@@ -94,8 +94,9 @@ def complete(
     body: dict[str, Any],
     auto_tool_use: float,
     invalid_tool_input: bool,
+    payloads: tuple[str, ...] = (),
 ) -> Completion:
-    """The model's answer to ``req``."""
+    """The model's answer to ``req``; with ``payloads``, a prompt-injected one."""
     rng = random.Random(request_seed(seed, body))
     latest, context = _request_texts(req)
     words = RequestWords(latest + context, focus=latest[-1:], salient=latest[-1:])
@@ -113,7 +114,8 @@ def complete(
         starts.append({"type": "text", "text": ""})
         pieces += [Piece(0, frag, n) for frag, n in split_tokens(text)]
     if tool is not None:
-        value = SchemaFiller(tool.input_schema, words, rng, richness=spread).fill()
+        filler = SchemaFiller(tool.input_schema, words, rng, richness=spread, payloads=payloads)
+        value = filler.fill()
         if invalid_tool_input:
             value = break_schema(value, tool.input_schema, rng)
         index = len(starts)

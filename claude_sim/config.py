@@ -61,6 +61,13 @@ class FaultRates(_Strict):
     invalid_tool_input: float = Field(
         default=0.0, ge=0, le=1, description="A tool_use input that violates its input_schema."
     )
+    injected_output: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="A tool_use input written as by a prompt-injected model: about half of "
+        "its free strings (and a tenth of its patterned ones) are `injection_payloads`.",
+    )
 
 
 class SimConfig(_Strict):
@@ -93,6 +100,16 @@ class SimConfig(_Strict):
     )
     seed: int = Field(default=0, description="Seed of outputs and fault draws.")
     faults: FaultRates = Field(default_factory=FaultRates, description="Injected faults.")
+    injection_payloads: tuple[str, ...] = Field(
+        default=(
+            "<script>alert(1)</script>",
+            "javascript:alert(1)",
+            '<img src=x onerror="alert(1)">',
+            "data:text/html,<script>alert(1)</script>",
+        ),
+        min_length=1,
+        description="What an `injected_output` reply writes into the strings of its tool input.",
+    )
     max_request_bytes: int = Field(
         default=32 * 1024 * 1024, gt=0, description="Bodies above this get 413."
     )

@@ -116,6 +116,9 @@ class SimulatedAPI:
     def draw_faults(self) -> Faults:
         rates = self.config.faults
         drawn = {kind for kind in FAULT_KINDS if self._fault_rng.random() < getattr(rates, kind)}
+        # Drawn only when on, so that the other faults' seeded sequence stays as it was.
+        if rates.injected_output and self._fault_rng.random() < rates.injected_output:
+            drawn.add("injected_output")
         return Faults(frozenset(drawn))
 
     def messages(self, api_key: str, body: dict[str, Any], api_version: str) -> SimReply:
@@ -152,6 +155,7 @@ class SimulatedAPI:
         pool.admitted_requests += 1
         pool.admitted_input_tokens += input_cost
         invalid = "invalid_tool_input" in faults
+        payloads = self.config.injection_payloads if "injected_output" in faults else ()
         for kind in faults.kinds - {"overloaded", "api_error"}:
             stats.faults[kind] += 1
         answer = complete(
@@ -161,6 +165,7 @@ class SimulatedAPI:
             body=body,
             auto_tool_use=self.config.auto_tool_use,
             invalid_tool_input=invalid,
+            payloads=payloads,
         )
         request_id = f"req_{secrets.token_hex(12)}"
         headers = {"request-id": request_id, **self.limiter.headers(key_id, model.pool)}

@@ -116,15 +116,22 @@ def prose(words: RequestWords, rng: random.Random, target_tokens: int, count: An
 
 
 class SchemaFiller:
-    """Builds one value valid against a JSON Schema, resolving refs against its root."""
+    """Builds one value valid against a JSON Schema, resolving refs against its root;
+    with ``payloads``, strings as a prompt-injected model writes them (valid or not)."""
 
     def __init__(
-        self, root: dict[str, Any], words: RequestWords, rng: random.Random, richness: float = 1.0
+        self,
+        root: dict[str, Any],
+        words: RequestWords,
+        rng: random.Random,
+        richness: float = 1.0,
+        payloads: tuple[str, ...] = (),
     ) -> None:
         self._root = root
         self._words = words
         self._rng = rng
         self._richness = richness
+        self._payloads = payloads
 
     def fill(self, schema: dict[str, Any] | None = None, depth: int = 0) -> Any:
         schema = self._resolve(self._root if schema is None else schema)
@@ -250,6 +257,8 @@ class SchemaFiller:
 
     def _string(self, schema: dict[str, Any]) -> str:
         rng = self._rng
+        if self._payloads and rng.random() < (0.1 if "pattern" in schema else 0.5):
+            return rng.choice(self._payloads)
         fmt = schema.get("format")
         low = int(schema.get("minLength", 0))
         high = int(schema.get("maxLength", 10_000))

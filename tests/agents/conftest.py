@@ -70,6 +70,8 @@ class Wiring:
     runner: Any
     config: Any
     index: Any
+    sim: Any
+    """The simulator's ASGI app (its state in ``sim.state.api``)."""
 
     def pipeline_with(self, call: Any) -> Any:
         """The same pipeline, calling agents through ``call``."""
@@ -97,6 +99,7 @@ def make_pipeline(index_uri: str) -> Callable[..., Wiring]:
         )
         runner = AgentRunner(settings, sdk_send(sdk(app)))
         index = CatalogIndex.open(settings.retrieval)
-        return Wiring(Pipeline(settings, runner.run, catalog_index=index), runner, settings, index)
+        pipeline = Pipeline(settings, runner.run, catalog_index=index)
+        return Wiring(pipeline, runner, settings, index, app)
 
     return build

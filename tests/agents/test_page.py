@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from agents.page import Component, Page, Section
+from tests.agents.xss_corpus import CSS_VECTORS
 
 
 def sample_page() -> Page:
@@ -87,17 +88,7 @@ def test_schema_carries_field_docs_and_the_catalog_enum() -> None:
     assert "pricing_table" in component["properties"]["type"]["enum"]
 
 
-STYLE_ATTACKS = [
-    "url(https://evil.example/x.png)",
-    "url(javascript:alert(1))",
-    "expression(alert(1))",
-    "red;background-image:url(x)",
-    "red}body{display:none",
-    "linear-gradient(red, url(x))",
-    "\\75rl(x)",
-    "red</style><script>alert(1)</script>",
-    "'red'",
-]
+STYLE_ATTACKS = CSS_VECTORS
 
 
 @pytest.mark.parametrize("value", STYLE_ATTACKS)

@@ -10,25 +10,9 @@ from pydantic import TypeAdapter
 from agents.apply import apply_ops
 from agents.ops import Op
 from agents.page import Component, Page
+from tests.agents.xss_corpus import HTML_VECTORS
 
-VECTORS = [
-    "<script>alert(1)</script>",
-    "<SCRIPT SRC=//evil.example/x.js></SCRIPT>",
-    "<img src=x onerror=alert(1)>",
-    "<svg onload=alert(1)><circle/></svg>",
-    "<body onload=alert(1)>",
-    '<a href="javascript:alert(1)">x</a>',
-    '<a href="java&#x09;script:alert(1)">x</a>',
-    '<a href="data:text/html,<script>alert(1)</script>">x</a>',
-    '<iframe src="https://evil.example"></iframe>',
-    "<style>body{background:url(javascript:alert(1))}</style>",
-    '<div style="background:url(javascript:alert(1))">x</div>',
-    '<object data="x.swf"></object><embed src="x.swf">',
-    '<form action="https://evil.example"><input name=p></form>',
-    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
-    "<!--<img src=x onerror=alert(1)>-->",
-    '<p title="x" onmouseover="alert(1)">hover</p>',
-]
+VECTORS = HTML_VECTORS
 EXECUTABLE = re.compile(
     r"<\s*(script|iframe|object|embed|svg|style|form|math|body)|\son\w+\s*=|javascript:|data:"
     r"|style\s*=",

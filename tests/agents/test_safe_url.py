@@ -6,34 +6,9 @@ import pytest
 
 from agents.catalog import load_catalog
 from agents.safe_url import is_safe_url
+from tests.agents.xss_corpus import URL_VECTORS
 
-RUNS_SCRIPT = [
-    "javascript:alert(1)",
-    "JaVaScRiPt:alert(1)",
-    " javascript:alert(1)",
-    "\tjavascript:alert(1)",
-    "java\tscript:alert(1)",
-    "java\nscript:alert(1)",
-    "java\x00script:alert(1)",
-    "javascript://x%0aalert(1)",
-    "&#106;avascript:alert(1)",
-    "&#x6A;avascript:alert(1)",
-    "&#0000106&#0000097vascript:alert(1)",
-    "java&#x09;script:alert(1)",
-    "&amp;#106;avascript:alert(1)",
-    "%6Aavascript:alert(1)",
-    "javascript&colon;alert(1)",
-    "data:text/html,<script>alert(1)</script>",
-    "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
-    "data:image/svg+xml,<svg onload=alert(1)>",
-    "vbscript:msgbox(1)",
-    "file:///etc/passwd",
-    "jar:http://x/y!/z",
-    "https:",
-    "http:/\\evil.com",
-    "\\\\evil.com\\share",
-    "x" * 3000,
-]
+RUNS_SCRIPT = URL_VECTORS
 LINKS = ["https://example.com/pricing?plan=pro#faq", "http://example.com", "mailto:hi@x.io"]
 LINKS += ["tel:+15551234567", "/pricing", "#signup", "?ref=nav", "about/team", "//cdn.x.io/a"]
 

@@ -105,6 +105,37 @@ async def test_invalid_tool_input_violates_the_schema() -> None:
         jsonschema.validate(message.content[0].input, TOOL["input_schema"])  # type: ignore[union-attr]
 
 
+async def test_an_injected_reply_writes_the_payloads_into_its_strings() -> None:
+    payload = "<img src=x onerror=alert(1)>"
+    config = SimConfig(
+        speed=200, faults=FaultRates(injected_output=1), injection_payloads=(payload,)
+    )
+    app = create_app(config)
+    client = sdk(app)
+    tool = {
+        "name": "emit",
+        "input_schema": {
+            "type": "object",
+            "required": ["titles"],
+            "properties": {
+                "titles": {"type": "array", "minItems": 12, "items": {"type": "string"}}
+            },
+        },
+    }
+    message = await client.messages.create(
+        model="claude-sonnet-5",
+        max_tokens=500,
+        tools=[tool],
+        tool_choice={"type": "tool", "name": "emit"},
+        messages=USER,
+    )
+    titles = message.content[0].input["titles"]  # type: ignore[union-attr]
+    assert payload in titles
+    assert any(t != payload for t in titles), "about half, not all"
+    faults = [m.faults["injected_output"] for m in app.state.api.stats.models.values()]
+    assert sum(faults) == 1
+
+
 async def outcomes(seed: int, n: int = 40) -> list[str]:
     client = sdk(
         create_app(

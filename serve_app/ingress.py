@@ -14,13 +14,25 @@ import logging
 import time
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from ray import serve
 
 from agents.retrieval import CatalogIndex
 from serve_app.admission import Admission, Admitted, Attached, Decision
+from serve_app.api_schema import (
+    CancelAccepted,
+    Health,
+    JobAccepted,
+    JobView,
+    Readiness,
+    UsageReport,
+    body_schema,
+    finished,
+    refuse_unknown_query,
+    replies,
+)
 from serve_app.bodies import PAGE_ID_PATTERN, GenerateBody, SeedBody, read_body
 from serve_app.config import GatewayArgs, read_env
 from serve_app.error_handlers import install_error_handlers
@@ -44,14 +56,12 @@ app = FastAPI(
     docs_url=None,
     redoc_url=None,
     openapi_url=None,
+    dependencies=[Depends(refuse_unknown_query)],
 )
 install_error_handlers(app)
 ORPHAN_SWEEP_S = 10.0
-
-
-def _body_schema(model: type[GenerateBody]) -> dict[str, Any]:
-    """OpenAPI for a body the route reads itself (to bound its size before parsing)."""
-    return {"requestBody": {"content": {"application/json": {"schema": model.model_json_schema()}}}}
+GENERATE_ERRORS = (401, 413, 422, 429, 503)
+JOB_ERRORS = (401, 404, 422, 503)
 
 
 # Defined above the class: a module function defined below it was not found when a route
@@ -124,7 +134,12 @@ class Ingress:
         """The caller's tenant from its bearer key ('public' when auth is off)."""
         return self.caller(request)[0]
 
-    @app.post("/v1/pages/{page_id}/generate", openapi_extra=_body_schema(GenerateBody))
+    @app.post(
+        "/v1/pages/{page_id}/generate",
+        openapi_extra=body_schema(GenerateBody),
+        status_code=202,
+        responses=replies(202, JobAccepted, *GENERATE_ERRORS, sse=True),
+    )
     async def generate(
         self, page_id: Annotated[str, Path(pattern=PAGE_ID_PATTERN)], request: Request
     ) -> Response:
@@ -133,7 +148,12 @@ class Ingress:
         body = await read_body(request, GenerateBody, self.args.ingress.max_body_bytes)
         return await self._answer(caller, page_id, body)
 
-    @app.post("/agent/page", openapi_extra=_body_schema(SeedBody))
+    @app.post(
+        "/agent/page",
+        openapi_extra=body_schema(SeedBody),
+        status_code=202,
+        responses=replies(202, JobAccepted, *GENERATE_ERRORS, sse=True),
+    )
     async def seed_generate(self, request: Request) -> Response:
         """The seed API: ``POST /agent/page`` with the page id in the body."""
         caller = self.caller(request)
@@ -160,7 +180,7 @@ class Ingress:
             raise NotFoundError(f"no job {job_id}")
         return job
 
-    @app.get("/v1/jobs/{job_id}")
+    @app.get("/v1/jobs/{job_id}", responses=replies(200, JobView, *JOB_ERRORS))
     async def get_job(self, job_id: str, request: Request) -> Response:
         """A job's status, and its result or error once finished."""
         job = await self.owned_job(request, job_id)
@@ -177,14 +197,20 @@ class Ingress:
             body["error"] = job.error
         return JSONResponse(body)
 
-    @app.get("/v1/jobs/{job_id}/events")
+    @app.get(
+        "/v1/jobs/{job_id}/events",
+        response_class=StreamingResponse,
+        responses=replies(200, None, *JOB_ERRORS, sse=True),
+    )
     async def job_events(self, job_id: str, request: Request) -> Response:
         """The job's SSE stream from the start, or after ``Last-Event-ID``."""
         await self.owned_job(request, job_id)
         last = request.headers.get("last-event-id", "0").strip()
         return self.streams.response(job_id, int(last) if last.isdigit() else 0)
 
-    @app.delete("/v1/jobs/{job_id}")
+    @app.delete(
+        "/v1/jobs/{job_id}", status_code=202, responses=replies(202, CancelAccepted, *JOB_ERRORS)
+    )
     async def cancel_job(self, job_id: str, request: Request) -> Response:
         """Cancel a job; its stream ends with an ``error`` of type ``cancelled``."""
         job = await self.owned_job(request, job_id)
@@ -195,7 +221,7 @@ class Ingress:
         status = "cancelling" if running else job.status
         return JSONResponse({"job_id": job_id, "status": status}, status_code=202)
 
-    @app.get("/v1/capacity")
+    @app.get("/v1/capacity", responses=replies(200, None, 401, 503))
     async def capacity(self, request: Request) -> Response:
         """An operator's view: budget per model pool, every tenant's queue, measured cost
         per generation, cache hit ratio. A tenant's: its own admitted jobs and wait."""
@@ -225,7 +251,7 @@ class Ingress:
             }
         )
 
-    @app.get("/v1/usage")
+    @app.get("/v1/usage", responses=replies(200, UsageReport, 401, 422, 503))
     async def usage(
         self, request: Request, days: Annotated[int, Query(ge=1, le=31)] = 7
     ) -> Response:
@@ -235,12 +261,18 @@ class Ingress:
         quota = self.quotas.quota_of(tenant)
         return JSONResponse(await self.quotas.usage.report(tenant, days, quota))
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses=replies(200, Health))
     async def healthz(self) -> Response:
         """The process is up."""
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        responses={
+            200: {"model": Readiness, "description": "Every check passes."},
+            503: {"model": Readiness, "description": "Degraded: `failing` says what."},
+        },
+    )
     async def readyz(self) -> Response:
         """The budget keeper, every agent pool and the store answer."""
         checks = {"budget_keeper": await _answers(self.keeper.ready())}
@@ -261,7 +293,7 @@ class Ingress:
     async def openapi(self) -> Response:
         """The API's OpenAPI schema, unless ``api_docs`` is off."""
         self._docs_served()
-        return JSONResponse(app.openapi())
+        return JSONResponse(finished(app.openapi(), (GenerateBody, SeedBody)))
 
     @app.get("/docs", include_in_schema=False)
     async def docs(self) -> Response:

@@ -35,11 +35,14 @@ TENANT_KEYS = {
     "initech": "key-initech",
     "hooli": "key-hooli-test",
     "umbrella": "key-umbrella-test",
+    "wayne": "key-wayne-test",
 }
-"""Two tenants, so that tests can look for leaks between them, two with tight quotas, and
-one whose usage only one test makes."""
+"""Two tenants, so that tests can look for leaks between them, two with tight quotas, one
+whose usage only one test makes, and the schema fuzzer's (its quota bounds what it runs)."""
 QUOTA = {"generations_per_minute": 2}
 """Initech's quota, small enough for a test to reach."""
+FUZZ_QUOTA = {"generations_per_minute": 3, "concurrent_jobs": 2}
+"""Wayne's: the fuzzer's valid bodies start a few real generations, then get 429s."""
 SPEND_QUOTA = {"usd_per_day": 0.01, "usd_held_per_generation": 0.01}
 """Hooli's: one running job holds its whole day, and any dollar it spent refuses the next."""
 
@@ -134,7 +137,7 @@ def gateway(
     index = tmp_path_factory.mktemp("catalog") / "index.lance"
     args = {
         "operator_tenants": ["globex"],
-        "tenant_quotas": {"initech": QUOTA, "hooli": SPEND_QUOTA},
+        "tenant_quotas": {"initech": QUOTA, "hooli": SPEND_QUOTA, "wayne": FUZZ_QUOTA},
         "budget": {"tier": "custom", "limits": budget, "admission_max_wait_s": 600},
         "upstream": {"simulator_url": base + "/claude-sim", "agent_cache_ttl_s": 600},
         "pipeline": {"retrieval": {"uri": str(index)}},

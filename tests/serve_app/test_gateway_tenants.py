@@ -97,9 +97,11 @@ def _totals(report: dict[str, Any]) -> dict[str, float]:
     return {k: totals.get(k, 0) for k in ("calls", *USAGE_FIELDS, "cost_usd", "succeeded")}
 
 
-@pytest.mark.parametrize("days", ["0", "32", "week"])
-def test_usage_days_out_of_range_are_422(gateway: Gateway, days: str) -> None:
+@pytest.mark.parametrize("query", [{"days": "0"}, {"days": "32"}, {"days": "week"}, {"day": "3"}])
+def test_usage_out_of_range_or_misspelt_is_422(gateway: Gateway, query: dict[str, str]) -> None:
     with gateway.client("acme") as http:
-        reply = http.get("/v1/usage", params={"days": days})
+        reply = http.get("/v1/usage", params=query)
     assert reply.status_code == 422
     assert reply.json()["error"]["type"] == "invalid_request"
+    (name,) = query
+    assert reply.json()["error"]["detail"][0]["loc"] == ["query", name]

@@ -12,7 +12,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from agents import planner_lexicon as lex
+from agents.planner_model import features, shipped
 
 Group = Literal["layout", "components", "events", "styles", "animation"]
 GROUPS: tuple[Group, ...] = ("layout", "components", "events", "styles", "animation")
@@ -36,6 +39,8 @@ class Plan:
 
     needs: tuple[Group, ...]
     confidence: float
+    reasons: tuple[tuple[Group, str], ...] = ()
+    """Per group kept, what decided it (the words or the score)."""
 
     def __post_init__(self) -> None:
         if self.needs != tuple(g for g in GROUPS if g in self.needs):
@@ -52,11 +57,14 @@ class Plan:
         return tuple(a for a in ALL_AGENTS if a not in self.agents)
 
     def to_json(self) -> dict[str, object]:
-        return {
+        body: dict[str, object] = {
             "needs": list(self.needs),
             "agents": list(self.agents),
             "confidence": round(self.confidence, 3),
         }
+        if self.reasons:
+            body["reasons"] = dict(self.reasons)
+        return body
 
 
 def _stem(word: str) -> str:
@@ -277,12 +285,9 @@ def _mute(main: Scores) -> Group | None:
     return E if only == {A} else A if only == {E} else None
 
 
-def plan_instruction(instruction: str, *, has_page: bool | None = None) -> Plan:
-    """The groups an instruction needs, leaning towards more groups when unsure.
-
-    has_page=False means the request carries no page (a new page): then layout, components
-    and styles are always included. None or True: decide from the wording only.
-    """
+def lexicon_plan(instruction: str, *, has_page: bool | None = None) -> Plan:
+    """The lexicon's plan: cues, phrases and sentence structure, leaning towards more
+    groups when unsure (the learned model's features include its verdicts)."""
     clauses = _clauses(instruction)
     main: Scores = {}
     trigger: Scores = {}
@@ -316,6 +321,45 @@ def plan_instruction(instruction: str, *, has_page: bool | None = None) -> Plan:
     confidence = 0.95 - 0.12 * sum(w < STRONG for w in scores.values()) - 0.2 * vague
     confidence -= 0.1 * bool(negated or muted in trigger) + 0.04 * max(0, len(clauses) - 2)
     return Plan(tuple(g for g in GROUPS if g in scores), min(0.99, max(0.05, confidence)))
+
+
+def _lexical(instruction: str) -> tuple[Group, ...]:
+    return lexicon_plan(instruction).needs
+
+
+def _features(instruction: str) -> list[str]:
+    """The learned model's features: the words, and the lexicon's verdicts on them."""
+    verdicts = [*_lexical(instruction), "new" if _NEW_PAGE.search(instruction.lower()) else "edit"]
+    return features(instruction, verdicts, _stem)
+
+
+def plan_instruction(instruction: str, *, has_page: bool | None = None) -> Plan:
+    """The groups an instruction needs: each group the learned model scores at or above
+    its calibrated threshold, or that the lexicon names; everything when neither names any.
+
+    has_page=False means the request carries no page (a new page): then layout, components
+    and styles are always included. None or True: decide from the wording only.
+    """
+    model = shipped(_features, _lexical)
+    feats = _features(instruction)
+    probs = model.probabilities(feats)
+    lexical = set(lexicon_plan(instruction, has_page=has_page).needs)
+    reasons: dict[Group, str] = {}
+    for i, group in enumerate(GROUPS):
+        score = f"score {probs[i]:.2f} vs threshold {model.thresholds[i]:.2f}"
+        if probs[i] >= model.thresholds[i]:
+            words = ", ".join(model.reasons(feats, i))
+            reasons[group] = f"{score}: {words}" if words else score
+        elif group in lexical:
+            reasons[group] = f"the lexicon names it ({score})"
+    if has_page is False:
+        for group in (L, C, S):
+            reasons.setdefault(group, "a new page always needs it")
+    if not reasons:
+        reasons = {g: "nothing decided: every group runs" for g in GROUPS}
+    needs = tuple(g for g in GROUPS if g in reasons)
+    sure = [max(p, 1 - p) for p in probs]
+    return Plan(needs, float(min(0.99, np.prod(sure))), tuple(reasons.items()))
 
 
 @dataclass(frozen=True)

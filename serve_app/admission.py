@@ -103,6 +103,7 @@ class Admission:
             request=request_json,
             plan=list(plan.agents),
             skipped=list(plan.skipped),
+            confidence=None if request.groups is not None else round(plan.confidence, 3),
             created_at=now,
             updated_at=now,
             dedup_key=dedup_key(tenant, user, page_id, request.instruction, request.page),

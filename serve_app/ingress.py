@@ -19,6 +19,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from ray import serve
 
+from agents.planner import plan_instruction
 from agents.retrieval import CatalogIndex
 from serve_app.admission import Admission, Admitted, Attached, Decision
 from serve_app.api_schema import (
@@ -100,6 +101,7 @@ class Ingress:
         self.redis = redis_url is not None
         self.handles = agent_handles
         index = CatalogIndex.open(self.args.pipeline.retrieval)
+        plan_instruction("warm up")  # trains the planner's model now, not on the first request
         self.quotas = TenantQuotas(self.args, self.store)
         self.jobs = JobRunner(
             self.args, self.store, self.keeper, agent_handles, index, quotas=self.quotas

@@ -36,6 +36,7 @@ def accepted_event(job: JobRecord, *, deduplicated: bool, cached: bool) -> dict[
         "job_id": job.job_id,
         "plan": job.plan,
         "skipped": job.skipped,
+        "confidence": job.confidence,
         "deduplicated": deduplicated,
         "cached": cached,
     }

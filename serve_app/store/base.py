@@ -49,6 +49,8 @@ class JobRecord(BaseModel):
     """Agents that will run."""
     skipped: list[str] = []
     """Agents the planner left out."""
+    confidence: float | None = None
+    """How sure the planner was of the plan's exact set (None: the caller forced it)."""
     dedup_key: str | None = None
     """Key the job holds through `Store.claim_dedup`, to release when it ends."""
     created_at: float

@@ -29,9 +29,12 @@ def test_plan_prints_one_json_line(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     (line,) = done.stdout.strip().splitlines()
     plan = json.loads(line)
-    assert set(plan) == {"needs", "agents", "confidence"}
-    assert plan["needs"] == ["styles"]
-    assert plan["agents"] == ["styles", "review"]
+    assert set(plan) == {"needs", "agents", "confidence", "reasons"}
+    assert "styles" in plan["needs"]
+    assert "layout" not in plan["needs"]
+    assert plan["agents"][-1] == "review"
+    assert set(plan["reasons"]) == set(plan["needs"])
+    assert "score" in plan["reasons"]["styles"]
     assert 0 <= plan["confidence"] <= 1
 
 

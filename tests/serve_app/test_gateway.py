@@ -51,6 +51,7 @@ def test_new_page_streams_accepted_stages_and_one_result(gateway: Gateway) -> No
     assert "error" not in kinds
     accepted = events[0][2]
     assert "layout_generator" in accepted["plan"]
+    assert 0.0 < accepted["confidence"] <= 1.0
     assert accepted["deduplicated"] is False
     stages = [e[2] for e in events if e[1] == "stage"]
     assert {s["agent"] for s in stages if s["status"] == "completed"} == set(accepted["plan"])

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import jsonpatch
 
 from agents.apply import apply_ops
-from agents.config import PipelineConfig
+from agents.config import PipelineConfig, Price
 from agents.ops import Op
 from agents.outputs import ComponentAnalysis, ops_of
 from agents.page import Page, empty_page
@@ -142,7 +142,8 @@ class Pipeline:
         on_event: OnEvent | None = None,
     ) -> GenerationResult:
         plan = plan or make_plan(request)
-        run = _GenerationRun(self._call, request, plan, await self.context(request), on_event)
+        context = await self.context(request)
+        run = _GenerationRun(self._call, request, plan, context, on_event, self._config.price_of)
         await run.execute()
         return run.result(self._config)
 
@@ -157,8 +158,10 @@ class _GenerationRun:
         plan: Plan,
         context: GenerationContext,
         on_event: OnEvent | None,
+        price_of: Callable[[str], Price | None],
     ) -> None:
         self.call = call
+        self.price_of = price_of  # stage events priced as the result is
         self.request = request
         self.plan = plan
         self.context = context
@@ -242,7 +245,7 @@ class _GenerationRun:
         totals = UsageTotals()
         for outcome in outcomes:
             for call in outcome.calls:
-                totals.add(call, None)
+                totals.add(call, self.price_of(call.model))
         self.emit(
             StageEvent(
                 name,

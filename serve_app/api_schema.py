@@ -86,7 +86,7 @@ SSE_EVENT = {
     "type": "object",
     "required": ["event", "data"],
     "properties": {
-        "event": {"enum": ["accepted", "stage", "result", "error"]},
+        "event": {"enum": ["accepted", "queued", "stage", "result", "error"]},
         "data": {"type": "string", "contentMediaType": "application/json"},
         "id": {"type": "string", "pattern": "^[0-9]+$"},
     },

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export RAY_AUTH_MODE ?= disabled
 export RAY_worker_niceness ?= 0
 
-.PHONY: install redis run sim test test-shuffled check bench bench-full chaos soak clean
+.PHONY: install redis chromium run sim test test-shuffled check bench bench-full chaos soak clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ redis:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
+## chromium: Debian's Chromium when missing, for the playground's browser test (Playwright
+## drives it; it downloads no browser of its own)
+chromium:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 ## run: the gateway on :8000 with Ray Serve, against the bundled simulator unless
 ## ANTHROPIC_API_KEY is set
 run: install
@@ -33,11 +40,11 @@ sim: install
 	$(BIN)/python -m claude_sim --profile tier1 --port 8787
 
 ## test: the whole suite
-test: install redis
+test: install redis chromium
 	$(BIN)/python -m pytest
 
 ## test-shuffled: the suite in one random order over all tests (SEED=<n> repeats an order)
-test-shuffled: install redis
+test-shuffled: install redis chromium
 	$(BIN)/python -m pytest --random-order-bucket=global $(if $(SEED),--random-order-seed=$(SEED))
 
 ## check: lint, format, strict typing and the import contracts, as CI runs them

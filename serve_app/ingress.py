@@ -42,7 +42,7 @@ from serve_app.event_feed import EventFeeds
 from serve_app.job_keys import CANCELS
 from serve_app.jobs import JobRunner
 from serve_app.keeper import keeper_client
-from serve_app.playground import PLAYGROUND_HTML
+from serve_app.playground import CSP, asset
 from serve_app.store import TERMINAL, JobRecord, open_store
 from serve_app.streams import JobStreams
 from serve_app.supervised import supervise
@@ -308,5 +308,16 @@ class Ingress:
             raise NotFoundError("the API docs are switched off here")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def playground(self) -> HTMLResponse:
-        return HTMLResponse(PLAYGROUND_HTML)
+    async def playground(self) -> Response:
+        """The playground page."""
+        return self._asset("index.html")
+
+    @app.get("/playground/{name}", include_in_schema=False)
+    async def playground_file(self, name: str) -> Response:
+        """The playground's scripts and stylesheet."""
+        return self._asset(name)
+
+    @staticmethod
+    def _asset(name: str) -> Response:
+        data, media_type = asset(name)
+        return Response(data, media_type=media_type, headers={"content-security-policy": CSP})

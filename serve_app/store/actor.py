@@ -151,6 +151,19 @@ class ActorStore(Store):
         await self._actor.release_lease.remote(name, token)
 
     @_reached
+    async def cache_get_or_lease(
+        self, namespace: str, key: str, name: str, token: str, ttl_s: float
+    ) -> tuple[dict[str, Any] | None, bool]:
+        got = self._actor.cache_get_or_lease.remote(namespace, key, name, token, ttl_s)
+        return cast(tuple[dict[str, Any] | None, bool], await got)
+
+    @_reached
+    async def cache_set_release(
+        self, namespace: str, key: str, value: dict[str, Any], ttl_s: float, name: str, token: str
+    ) -> None:
+        await self._actor.cache_set_release.remote(namespace, key, value, ttl_s, name, token)
+
+    @_reached
     async def wait_lease(self, name: str, timeout_s: float) -> None:
         await self._actor.wait_lease.remote(name, timeout_s)
 

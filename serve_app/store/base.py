@@ -292,6 +292,20 @@ class Store(ABC):
         """Return once `name` may have been let go (or run out), or after `timeout_s`."""
 
     @abstractmethod
+    async def cache_get_or_lease(
+        self, namespace: str, key: str, name: str, token: str, ttl_s: float
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """In one atomic step: (the cached value, False) if there is one; else (None,
+        whether `name` was taken for `ttl_s` under `token`)."""
+
+    @abstractmethod
+    async def cache_set_release(
+        self, namespace: str, key: str, value: dict[str, Any], ttl_s: float, name: str, token: str
+    ) -> None:
+        """In one atomic step: cache `value` for `ttl_s` and let go of `name` if `token`
+        holds it, so that nobody finds the lease free and the value not yet there."""
+
+    @abstractmethod
     async def stale_jobs(self, older_than_s: float) -> list[JobRecord]:
         """Queued or running jobs nobody has vouched for in `older_than_s`: their replica died."""
 

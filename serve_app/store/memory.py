@@ -264,6 +264,21 @@ class MemoryStore(Store):
             if let_go is not None:
                 let_go.set()
 
+    async def cache_get_or_lease(
+        self, namespace: str, key: str, name: str, token: str, ttl_s: float
+    ) -> tuple[dict[str, Any] | None, bool]:
+        value = await self.cache_get(namespace, key)
+        if value is not None:
+            return value, False
+        return None, await self.acquire_lease(name, token, ttl_s)
+
+    async def cache_set_release(
+        self, namespace: str, key: str, value: dict[str, Any], ttl_s: float, name: str, token: str
+    ) -> None:
+        # No await between the two: nothing else runs in between.
+        self._cache.set(cache_key(namespace, key), json.dumps(value), ttl_s)
+        await self.release_lease(name, token)
+
     async def wait_lease(self, name: str, timeout_s: float) -> None:
         if self._leases.get(name) is None:
             return

@@ -76,6 +76,14 @@ class LeaseStore(Protocol):
 
     async def wait_lease(self, name: str, timeout_s: float) -> None: ...
 
+    async def cache_get_or_lease(
+        self, namespace: str, key: str, name: str, token: str, ttl_s: float
+    ) -> tuple[dict[str, Any] | None, bool]: ...
+
+    async def cache_set_release(
+        self, namespace: str, key: str, value: dict[str, Any], ttl_s: float, name: str, token: str
+    ) -> None: ...
+
 
 async def single_flight(
     store: LeaseStore,
@@ -90,16 +98,19 @@ async def single_flight(
     Returns (value, computed_here). The leader holds a lease that it renews while it
     computes; when it fails (an exception, or its process dying and the lease running out)
     one waiter takes over. A waiter that has seen no value after `wait_s` raises
-    `TimeoutError` rather than computing a second time.
+    `TimeoutError` rather than computing a second time. A hit is one round trip to the
+    store, a miss two (look-or-lead, then keep-and-let-go).
     """
     deadline = time.monotonic() + wait_s
     lease = f"flight:{namespace}:{key}"
     while True:
-        value = await store.cache_get(namespace, key)
+        token = uuid.uuid4().hex
+        value, leading = await store.cache_get_or_lease(
+            namespace, key, lease, token, FLIGHT_LEASE_S
+        )
         if value is not None:
             return value, False
-        token = uuid.uuid4().hex
-        if await store.acquire_lease(lease, token, FLIGHT_LEASE_S):
+        if leading:
             return await _lead(store, lease, token, namespace, key, compute, ttl_s)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -118,18 +129,16 @@ async def _lead(
 ) -> tuple[dict[str, Any], bool]:
     renewer = asyncio.create_task(_renew(store, lease, token))
     try:
-        # The previous leader may have cached the value just before letting go.
-        value = await store.cache_get(namespace, key)
-        if value is not None:
-            return value, False
         value = await compute()
-        await store.cache_set(namespace, key, value, ttl_s)
-        return value, True
-    finally:
+    except BaseException:
         renewer.cancel()
         # If the store is away the lease simply runs out; the caller's outcome matters more.
         with contextlib.suppress(StoreUnavailableError):
             await store.release_lease(lease, token)
+        raise
+    renewer.cancel()
+    await store.cache_set_release(namespace, key, value, ttl_s, lease, token)
+    return value, True
 
 
 async def _renew(store: LeaseStore, lease: str, token: str) -> None:

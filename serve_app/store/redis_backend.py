@@ -116,6 +116,21 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 """
 
+# Single-flight's two steps. KEYS: the cache entry, the lease. Returns {1, value} when
+# cached, else {0, taken}; the second caches the value before letting go of the lease.
+_CACHE_GET_OR_LEASE = """
+local value = redis.call('GET', KEYS[1])
+if value then return {1, value} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0, '1'} end
+return {0, ''}
+"""
+
+_CACHE_SET_RELEASE = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
 # ARGV: ttl in ms, ceiling ('' for none), the number of bounded fields, their names, then
 # (field, delta) pairs. The bound is checked on the fields as they would be after adding.
 _ADD_COUNTERS = """
@@ -192,6 +207,8 @@ class RedisStore(Store):
         self._delete_if_equals = self._redis.register_script(_DELETE_IF_EQUALS)
         self._extend_if_equals = self._redis.register_script(_EXTEND_IF_EQUALS)
         self._add_counters = self._redis.register_script(_ADD_COUNTERS)
+        self._cache_get_or_lease = self._redis.register_script(_CACHE_GET_OR_LEASE)
+        self._cache_set_release = self._redis.register_script(_CACHE_SET_RELEASE)
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self._prefix}{kind}:{name}"
@@ -401,6 +418,24 @@ class RedisStore(Store):
     async def release_lease(self, name: str, token: str) -> None:
         with self._guard():
             await self._delete_if_equals(keys=[self._prefix + name], args=[token])
+
+    async def cache_get_or_lease(
+        self, namespace: str, key: str, name: str, token: str, ttl_s: float
+    ) -> tuple[dict[str, Any] | None, bool]:
+        keys = [self._key("cache", cache_key(namespace, key)), self._prefix + name]
+        with self._guard():
+            cached, payload = await self._cache_get_or_lease(keys=keys, args=[token, _ms(ttl_s)])
+        if int(cached):
+            value: dict[str, Any] = json.loads(payload)
+            return value, False
+        return None, bool(payload)
+
+    async def cache_set_release(
+        self, namespace: str, key: str, value: dict[str, Any], ttl_s: float, name: str, token: str
+    ) -> None:
+        keys = [self._key("cache", cache_key(namespace, key)), self._prefix + name]
+        with self._guard():
+            await self._cache_set_release(keys=keys, args=[json.dumps(value), _ms(ttl_s), token])
 
     async def wait_lease(self, name: str, timeout_s: float) -> None:
         # Polling rather than pub/sub: it also notices a dead holder's lease running out.

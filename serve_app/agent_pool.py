@@ -3,9 +3,9 @@
 Each replica holds an ``AsyncAnthropic`` with ``max_retries=0``: the gateway decides
 retries. Every upstream call acquires budget first: the input after the prompt prefixes
 known to be cached, ``max_tokens`` right-sized from this agent's answers (an answer cut
-short is asked again in full). It then settles with
-the usage the API reported, feeds the API's rate-limit headers back, and on a 429 pauses
-the pool for every replica. 429, 529, 5xx, timeouts and dropped connections are retried
+short is asked again in full). It then settles, in the same round trip to the keeper, with
+the usage the API reported and the API's rate-limit headers, and on a 429 pauses the pool
+for every replica. 429, 529, 5xx, timeouts and dropped connections are retried
 with jittered backoff, each attempt through the budget again. A validated answer is
 cached for its tenant (an answer that failed validation never is), and identical tasks in
 flight share one run.
@@ -217,8 +217,9 @@ class AgentReplica:
             message = await raw.parse()
         except anthropic.APIStatusError as exc:
             # An error reply is not billed; its rate-limit headers still tell the truth.
-            await self._keeper.observe(demand.pool, _rate_headers(exc.response.headers))
-            await self._keeper.release(demand.call_id)
+            await self._keeper.release(
+                demand.call_id, demand.pool, _rate_headers(exc.response.headers)
+            )
             await self._refused(demand.pool, params["model"], exc)
         except (anthropic.APIConnectionError, httpx2.TransportError) as exc:
             # Timed out or dropped: the API may have counted it, so it stays charged.
@@ -237,9 +238,14 @@ class AgentReplica:
             "cache_creation_input_tokens": usage.cache_creation_input_tokens or 0,
             "cache_read_input_tokens": usage.cache_read_input_tokens or 0,
         }
-        await self._keeper.settle(demand.call_id, spent, truncated)
+        # Not awaited: the answer need not wait for the keeper to note it. Until the keeper
+        # has, the call's whole reservation stays charged, which errs on the safe side.
+        self._in_background(
+            self._keeper.settle(
+                demand.call_id, spent, truncated, demand.pool, _rate_headers(raw.headers)
+            )
+        )
         self._count(params["model"], spent)
-        await self._keeper.observe(demand.pool, _rate_headers(raw.headers))
         if truncated:
             return None
         answer: MessageJSON = json.loads(message.model_dump_json())

@@ -5,9 +5,9 @@ The protocol, as every agent replica speaks it through ``KeeperClient``:
     admit(job_id, tenant, user, agents, bound_s) -> Verdict   admission, from all tenants' work
     finish_job(job_id, usage_by_agent)         the job ended: learn, and stop counting it
     acquire(demand, timeout_s) -> max_tokens   wait for budget; BudgetTimeoutError past it
-    settle(call_id, usage, truncated)          the API answered: charge what it reported
-    release(call_id)                           the call was never answered: refund it all
-    observe(pool, headers)                     the API's remaining counts lower our buckets
+    settle(call_id, usage, truncated, pool, headers)   the API answered: charge what it
+                                               reported, lower the buckets to its headers
+    release(call_id, pool, headers)            the call was never answered: refund it all
     pause(pool, seconds)                       the API said 429: grant nothing for a while
     cancel_job(job_id), job_queue(job_id), snapshot(), ready()
 
@@ -114,7 +114,16 @@ class BudgetKeeper:
     async def acquire(self, demand: CallDemand, timeout_s: float) -> int:
         return await self.budget.acquire(demand, timeout_s=timeout_s)
 
-    def settle(self, call_id: str, usage: dict[str, int], truncated: bool = False) -> None:
+    def settle(
+        self,
+        call_id: str,
+        usage: dict[str, int],
+        truncated: bool = False,
+        pool: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Charge a call what the API reported, then read its rate-limit headers: one round
+        trip for both, since every answered call has both."""
         written = usage.get("cache_creation_input_tokens", 0)
         demand = self.budget.settle(
             call_id,
@@ -131,6 +140,8 @@ class BudgetKeeper:
                 "output_tokens": float(usage["output_tokens"]),
             }
             self.ledger.spend(demand.job_id, demand.pool, spent)
+        if pool and headers:
+            self.budget.observe(pool, headers)
 
     def _priors(self, agents: list[str]) -> dict[str, dict[str, float]]:
         """What an agent is assumed to use before one of its generations has ended: the
@@ -159,14 +170,13 @@ class BudgetKeeper:
             if a in SPEC_BY_NAME
         }
 
-    def release(self, call_id: str) -> None:
+    def release(self, call_id: str, pool: str = "", headers: dict[str, str] | None = None) -> None:
         self.budget.release(call_id)
+        if pool and headers:
+            self.budget.observe(pool, headers)
 
     def charge(self, call_id: str) -> None:
         self.budget.charge(call_id)
-
-    def observe(self, pool: str, headers: dict[str, str]) -> None:
-        self.budget.observe(pool, headers)
 
     def pause(self, pool: str, seconds: float) -> None:
         self.budget.pause(pool, seconds)
@@ -284,19 +294,27 @@ class KeeperClient:
             metrics().keeper_unreachable.inc(tags={"call": method})
             log.warning("budget keeper unreachable for %s: %s", method, exc)
 
-    async def settle(self, call_id: str, usage: dict[str, int], truncated: bool) -> None:
-        await self._report("settle", call_id, usage, truncated)
+    async def settle(
+        self,
+        call_id: str,
+        usage: dict[str, int],
+        truncated: bool,
+        pool: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Charge an answered call what it used, and correct ``pool``'s buckets from its
+        rate-limit headers."""
+        await self._report("settle", call_id, usage, truncated, pool, headers)
 
-    async def release(self, call_id: str) -> None:
-        """Refund a grant whose call was never sent."""
-        await self._report("release", call_id)
+    async def release(
+        self, call_id: str, pool: str = "", headers: dict[str, str] | None = None
+    ) -> None:
+        """Refund a grant whose call was never answered (with its error's headers, if any)."""
+        await self._report("release", call_id, pool, headers)
 
     async def charge(self, call_id: str) -> None:
         """End a grant whose call may have reached the API: its reservation stays spent."""
         await self._report("charge", call_id)
-
-    async def observe(self, pool: str, headers: dict[str, str]) -> None:
-        await self._report("observe", pool, headers)
 
     async def pause(self, pool: str, seconds: float) -> None:
         await self._call("pause", pool, seconds)

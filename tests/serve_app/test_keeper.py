@@ -79,3 +79,20 @@ async def test_an_acquire_rides_out_a_keeper_restart_and_reports_to_a_dead_one_a
     # For good this time: a call's end reported to it is dropped, not raised into the call.
     await keeper.settle("gone", {"input_tokens": 1, "output_tokens": 1}, False)
     await keeper.charge("gone")
+
+
+async def test_one_settle_charges_the_call_and_reads_the_apis_headers(
+    ray_serve: tuple[int, int],
+) -> None:
+    wide = GatewayArgs.model_validate({"budget": {"tier": "tier4"}})
+    async with own_keeper(wide) as keeper:
+        await keeper.acquire(demand("answered"), 30)
+        before = (await keeper.snapshot())["pools"]["sonnet"]["remaining"]
+        # Another client of the same key spent most of the minute: the API says so.
+        headers = {"anthropic-ratelimit-input-tokens-remaining": "5000"}
+        await keeper.settle(
+            "answered", {"input_tokens": 90, "output_tokens": 10}, False, "sonnet", headers
+        )
+        after = (await keeper.snapshot())["pools"]["sonnet"]["remaining"]
+    # (It refills meanwhile, at this tier's tens of thousands of tokens a second.)
+    assert after["input_tokens"] < before["input_tokens"] / 4, "the headers lowered it"

@@ -10,6 +10,7 @@ a tokenizer that counts 30% more is covered after a few calls.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import deque
@@ -45,12 +46,20 @@ def prompt_shape(params: dict[str, Any]) -> PromptShape:
     tokens = 3 + (TOOL_USE_SYSTEM_TOKENS[choice] if params.get("tools") else 0)
     prefixes = []
     for block in blocks:
-        digest.update(json.dumps(block, sort_keys=True).encode())
-        tokens += count_block(block)
+        encoded = json.dumps(block, sort_keys=True)
+        digest.update(encoded.encode())
+        tokens += _tokens_of(encoded)
         marker = block.get("cache_control") if isinstance(block, dict) else None
         if marker:
             prefixes.append((digest.hexdigest(), tokens, TTL_S[marker.get("ttl", "5m")]))
     return PromptShape(params["model"], tuple(prefixes), tokens + 3 * len(params["messages"]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _tokens_of(encoded: str) -> int:
+    """Tokens of a block by its JSON: an agent's tools and system prompt, the same in every
+    call, are counted once per replica rather than once per call."""
+    return count_block(json.loads(encoded))
 
 
 MAX_WARM = 50_000

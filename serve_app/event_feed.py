@@ -3,15 +3,17 @@
 Without it every open SSE stream polls the store once per ping interval: 1,000 clients
 watching 10 generations made 1,000 keeper calls a second, and the ingress fell behind its
 own pings (median gap 2.5 s at a 1 s interval). A feed reads a job's events once, keeps
-them while anyone watches (a job has tens of events), and wakes its subscribers.
+them while anyone watches (a job has tens of events), encodes each as an SSE frame once
+for all its streams, and wakes its subscribers. Pings come from one ticker per interval
+for every stream of the replica, not a timer per stream: a subscriber waits on its feed
+alone, and a tick wakes every feed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json
 import logging
-import time
 from collections.abc import AsyncIterator
 
 from serve_app.errors import DependencyUnavailableError
@@ -24,11 +26,17 @@ TERMINAL_EVENTS = ("result", "error")
 FEED_RETRY_MAX_S = 5.0
 
 
+def frame(event: StoredEvent) -> bytes:
+    """One event in SSE wire form."""
+    return f"id: {event.id}\nevent: {event.event}\ndata: {json.dumps(event.data)}\n\n".encode()
+
+
 class _Feed:
-    """A job's events as read so far, and the task reading more."""
+    """A job's events as read so far (and their frames), and the task reading more."""
 
     def __init__(self) -> None:
         self.events: list[StoredEvent] = []
+        self.frames: dict[int, bytes] = {}
         self.changed = asyncio.Event()
         self.error: Exception | None = None
         self.subscribers = 0
@@ -46,6 +54,28 @@ class EventFeeds:
         self._store = store
         self._block_s = block_s
         self._feeds: dict[str, _Feed] = {}
+        self._ticks: dict[float, int] = {}
+        """Ticks so far of each ping interval in use; its ticker wakes every feed."""
+        self._tickers: dict[float, asyncio.Task[None]] = {}
+
+    def encoded(self, job_id: str, event: StoredEvent) -> bytes:
+        """``event``'s SSE frame, encoded once for every stream of the job."""
+        feed = self._feeds.get(job_id)
+        cached = feed.frames.get(event.id) if feed is not None else None
+        return cached if cached is not None else frame(event)
+
+    def _ticker(self, idle_s: float) -> None:
+        if idle_s not in self._tickers or self._tickers[idle_s].done():
+            self._ticks.setdefault(idle_s, 0)
+            self._tickers[idle_s] = asyncio.create_task(self._tick(idle_s))
+
+    async def _tick(self, idle_s: float) -> None:
+        """Every ``idle_s``, count a tick and wake every feed; stop when none is left."""
+        while self._feeds:
+            await asyncio.sleep(idle_s)
+            self._ticks[idle_s] += 1
+            for feed in list(self._feeds.values()):
+                feed.publish()
 
     async def follow(
         self, job_id: str, after: int, idle_s: float
@@ -59,27 +89,26 @@ class EventFeeds:
             feed = self._feeds[job_id] = _Feed()
             feed.reader = asyncio.create_task(self._read(job_id, feed))
         feed.subscribers += 1
+        self._ticker(idle_s)
         try:
-            last_sent = time.monotonic()
+            sent_at = self._ticks[idle_s]  # the tick of the last batch sent
             while True:
                 changed = feed.changed
                 new = [event for event in feed.events if event.id > after]
                 if new:
                     yield new
-                    last_sent = time.monotonic()
+                    sent_at = self._ticks[idle_s]
                     after = new[-1].id
                     if new[-1].event in TERMINAL_EVENTS:
                         return
                     continue
                 if feed.error is not None:
                     raise feed.error
-                quiet = idle_s - (time.monotonic() - last_sent)
-                if quiet <= 0:
+                if self._ticks[idle_s] > sent_at:  # a whole tick went by with nothing sent
                     yield []
-                    last_sent = time.monotonic()
+                    sent_at = self._ticks[idle_s]
                     continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), quiet)
+                await changed.wait()
         finally:
             feed.subscribers -= 1
             if feed.subscribers == 0 and self._feeds.get(job_id) is feed:
@@ -108,6 +137,7 @@ class EventFeeds:
                 return
             failures = 0
             if batch:
+                feed.frames.update((event.id, frame(event)) for event in batch)
                 feed.events.extend(batch)
                 after = batch[-1].id
                 feed.publish()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +28,12 @@ from serve_app.supervised import backoff
 
 log = logging.getLogger("nocode.jobs")
 RETRY_MAX_S = 5.0
+
+
+def stamped(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with ``emitted_at``, the Unix time the event was made: a client can tell how
+    late it arrived (the streams benchmark measures exactly that)."""
+    return {**data, "emitted_at": round(time.time(), 3)}
 
 
 class JobLostError(Exception):
@@ -70,7 +77,7 @@ class JobLog:
     def append(self, event: str, data: dict[str, Any]) -> None:
         """Queue an event; it reaches the store as soon as the store takes it."""
         if self._end is None and not self.lost:
-            self._queue.put_nowait((event, data))
+            self._queue.put_nowait((event, stamped(data)))
 
     async def end(self, status: JobStatus, event: str, data: dict[str, Any], ttl_s: float) -> int:
         """Write the terminal event after everything queued; its id once the store has it.
@@ -78,7 +85,7 @@ class JobLog:
         Raises `JobLostError` if the job was lost meanwhile (nothing was written).
         """
         if self._end is None:
-            self._end = (status, event, data, ttl_s)
+            self._end = (status, event, stamped(data), ttl_s)
             self._queue.put_nowait(None)
         return await asyncio.shield(self._ended)
 

@@ -8,14 +8,14 @@ that goes away simply stops the generator: the job runs on.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from serve_app.errors import DependencyUnavailableError, StoreUnavailableError
-from serve_app.event_feed import EventFeeds
+from serve_app.event_feed import EventFeeds, frame
+from serve_app.job_log import stamped
 from serve_app.store import JobRecord, Store, StoredEvent
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -25,21 +25,18 @@ missing at two checks in a row has gone: once may be a store restarted empty, wh
 job's owner is writing again."""
 
 
-def frame(event: StoredEvent) -> bytes:
-    """One event in SSE wire form."""
-    return f"id: {event.id}\nevent: {event.event}\ndata: {json.dumps(event.data)}\n\n".encode()
-
-
 def accepted_event(job: JobRecord, *, deduplicated: bool, cached: bool) -> dict[str, Any]:
     """The data of a job's ``accepted`` event."""
-    return {
-        "job_id": job.job_id,
-        "plan": job.plan,
-        "skipped": job.skipped,
-        "confidence": job.confidence,
-        "deduplicated": deduplicated,
-        "cached": cached,
-    }
+    return stamped(
+        {
+            "job_id": job.job_id,
+            "plan": job.plan,
+            "skipped": job.skipped,
+            "confidence": job.confidence,
+            "deduplicated": deduplicated,
+            "cached": cached,
+        }
+    )
 
 
 class JobStreams:
@@ -100,10 +97,9 @@ class JobStreams:
         missing = 0
         try:
             async for batch in self._feeds.follow(job_id, after, self._ping_interval_s):
-                for event in batch:
-                    yield frame(event)
-                    after = event.id
-                if batch:
+                if batch:  # one write per batch, of frames encoded once for all streams
+                    yield b"".join(self._feeds.encoded(job_id, event) for event in batch)
+                    after = batch[-1].id
                     continue
                 idle += 1
                 if idle % EXPIRY_CHECK_EVERY == 0:

@@ -133,3 +133,46 @@ async def test_any_other_store_failure_reaches_every_stream() -> None:
     assert all(isinstance(o, RuntimeError) for o in outcomes)
     with pytest.raises(RuntimeError, match="a bug"):
         await collect(feeds, "j5")
+
+
+async def test_one_ticker_pings_every_idle_stream_of_every_job() -> None:
+    store = MemoryStore()
+    for n in range(20):
+        await job(store, f"idle{n}")
+    feeds = EventFeeds(store, block_s=0.5)
+    pings: dict[int, int] = {}
+
+    async def follow(n: int) -> None:
+        async for batch in feeds.follow(f"idle{n % 20}", 0, idle_s=0.05):
+            assert batch == []
+            pings[n] = pings.get(n, 0) + 1
+            if pings[n] == 3:
+                return
+
+    before = len(asyncio.all_tasks())
+    streams = [asyncio.create_task(follow(n)) for n in range(300)]
+    await asyncio.sleep(0.01)
+    # 300 streams, 20 readers, one ticker: no timer task per stream.
+    assert len(asyncio.all_tasks()) - before == 300 + 20 + 1
+    await asyncio.wait_for(asyncio.gather(*streams), 5)
+    assert pings == dict.fromkeys(range(300), 3)
+
+
+async def test_every_stream_of_a_job_gets_the_same_encoded_frame() -> None:
+    store = MemoryStore()
+    await job(store, "shared")
+    feeds = EventFeeds(store, block_s=0.2)
+    frames: list[list[bytes]] = [[], []]
+
+    async def follow(n: int) -> None:
+        async for batch in feeds.follow("shared", 0, idle_s=1.0):
+            frames[n] += [feeds.encoded("shared", event) for event in batch]
+
+    streams = [asyncio.create_task(follow(n)) for n in range(2)]
+    await asyncio.sleep(0.01)
+    await store.append_event("shared", "stage", {"agent": "layout", "text": "é"})
+    await store.append_event("shared", "result", {"page": {}})
+    await asyncio.wait_for(asyncio.gather(*streams), 2)
+    assert frames[0][0] == b'id: 1\nevent: stage\ndata: {"agent": "layout", "text": "\\u00e9"}\n\n'
+    # Encoded once: both streams write the very same bytes object.
+    assert all(a is b for a, b in zip(frames[0], frames[1], strict=True))

@@ -21,7 +21,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, NoReturn
@@ -109,19 +109,21 @@ class AgentReplica:
         cache when the same task was answered before.
 
         Only what the runner accepted is cached, so a retry after a failed validation
-        calls Claude again instead of meeting the same failure.
+        calls Claude again instead of meeting the same failure. The first request's budget
+        is asked for while the cache is looked up, so that a miss waits for one round trip
+        rather than two; a hit gives the grant back.
         """
-        runner = AgentRunner(self.args.pipeline, partial(self._upstream, meta))
         ttl = self.args.upstream.agent_cache_ttl_s
         if ttl <= 0:
+            runner = AgentRunner(self.args.pipeline, partial(self._upstream, meta, None))
             return await runner.run(task)
 
         params = build_request(SPEC_BY_NAME[self.agent], task, self.args.pipeline)
-        answered: list[dict[str, Any]] = []
+        early = self._ask_early(meta, params)
+        runner = AgentRunner(self.args.pipeline, partial(self._upstream, meta, early))
 
         async def compute() -> dict[str, Any]:
-            answered.append((await runner.run(task, params)).to_json())
-            return answered[-1]
+            return (await runner.run(task, params)).to_json()
 
         digest = hashlib.sha256(canonical_json(params).encode()).hexdigest()
         try:
@@ -131,18 +133,34 @@ class AgentReplica:
                 compute,
                 ttl_s=ttl,
                 wait_s=self.args.ingress.stage_timeout_s,
+                background=self._in_background,
             )
         except StoreUnavailableError as exc:
-            # The cache only saves calls: without the store the call is made uncached, and
-            # an answer already paid for (the store failed as it was kept) is not asked again.
+            # The cache only saves calls: without the store the call is made uncached.
             log.warning("agent-call cache unavailable, answering uncached: %s", exc)
-            value, fresh = answered[-1] if answered else await compute(), True
+            value, fresh = await compute(), True
+        finally:
+            self._give_back(early)
         outcome = AgentOutcome.from_json(value)
         if fresh:
             return outcome
         # Answered without an upstream call: nothing was spent on this one.
         metrics().cache_hits.inc(tags={"cache": "agent_call"})
         return dataclasses.replace(outcome, calls=(), duration_s=0.0)
+
+    def _ask_early(self, meta: CallMeta, params: Params) -> _EarlyGrant:
+        demand = self._demand(meta, params, full_output=False)
+        asked = self._keeper.acquire(demand, self._wait_s(meta.deadline))
+        return _EarlyGrant(params, demand, asyncio.ensure_future(asked))
+
+    def _give_back(self, early: _EarlyGrant) -> None:
+        """Return a grant asked for early that no request used (a hit, a shared flight)."""
+        if early.used:
+            return
+        if not early.granted.done():
+            early.granted.cancel()  # the keeper's client refunds a grant made meanwhile
+        elif not early.granted.cancelled() and early.granted.exception() is None:
+            self._in_background(self._keeper.release(early.demand.call_id, early.demand.pool))
 
     async def run_beating(self, task: Any, meta: CallMeta) -> AsyncIterator[AgentOutcome | None]:
         """``run``, streamed: ``None`` every ``beat_s`` while it works, then the outcome.
@@ -161,15 +179,22 @@ class AgentReplica:
         finally:
             work.cancel()
 
-    async def _upstream(self, meta: CallMeta, params: Params) -> MessageJSON:
+    async def _upstream(
+        self, meta: CallMeta, early: _EarlyGrant | None, params: Params
+    ) -> MessageJSON:
         """One logical call: budget, send, settle; retried on what retrying can fix."""
         attempts = self.args.upstream.max_attempts
         last_error = "no attempt made"
         full_output = False
         for attempt in range(1, attempts + 1):
-            demand = self._demand(meta, params, full_output)
+            granted: Awaitable[int] | None = None
+            if early is not None and not early.used and early.params is params:
+                early.used = True
+                demand, granted = early.demand, early.granted
+            else:
+                demand = self._demand(meta, params, full_output)
             try:
-                answer = await self._attempt(demand, params, meta.deadline)
+                answer = await self._attempt(demand, params, meta.deadline, granted)
             except _RetryableError as exc:
                 last_error = str(exc)
                 await asyncio.sleep(_backoff(attempt))
@@ -200,15 +225,25 @@ class AgentReplica:
             path_after=path_after(self.agent),
         )
 
-    async def _attempt(
-        self, demand: CallDemand, params: Params, deadline: float
-    ) -> MessageJSON | None:
-        """One upstream attempt under budget: the answer, or None when the bound cut it."""
+    def _wait_s(self, deadline: float) -> float:
+        """How long a call may wait for budget: the configured bound, or less near the
+        job's deadline."""
         wait = self.args.budget.max_wait_s
         if deadline:
             wait = max(1.0, min(wait, deadline - time.time()))
+        return wait
+
+    async def _attempt(
+        self,
+        demand: CallDemand,
+        params: Params,
+        deadline: float,
+        asked: Awaitable[int] | None = None,
+    ) -> MessageJSON | None:
+        """One upstream attempt under budget (``asked``: its grant, already asked for):
+        the answer, or None when the bound cut it."""
         waited = time.monotonic()
-        granted = await self._keeper.acquire(demand, wait)
+        granted = await (asked or self._keeper.acquire(demand, self._wait_s(deadline)))
         metrics().budget_wait.observe(time.monotonic() - waited, tags={"pool": demand.pool})
         try:
             raw = await self._client.messages.with_raw_response.create(
@@ -278,6 +313,16 @@ class AgentReplica:
         ):
             if spent[key]:
                 recorder.tokens.inc(spent[key], tags={"model": model, "kind": kind})
+
+
+@dataclass
+class _EarlyGrant:
+    """Budget for a call's first request, asked for before the cache said it is needed."""
+
+    params: Params
+    demand: CallDemand
+    granted: asyncio.Future[int]
+    used: bool = False
 
 
 class _RetryableError(Exception):

@@ -116,6 +116,11 @@ class Budget:
         self.tokens = TokenScale()
         self.grants_total = 0
 
+    @property
+    def grants_open(self) -> int:
+        """Grants whose calls have not been settled, released or charged yet."""
+        return len(self._granted)
+
     def pool(self, name: str) -> _Pool:
         if name not in self._pools:
             raise KeyError(f"no budget for model pool {name!r}; pools: {sorted(self._pools)}")

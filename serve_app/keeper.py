@@ -191,6 +191,7 @@ class BudgetKeeper:
         return {
             "pools": self.budget.snapshot(),
             "grants_total": self.budget.grants_total,
+            "grants_open": self.budget.grants_open,
             "tenants": self.ledger.snapshot(),
         }
 

@@ -22,7 +22,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from serve_app.store.primitives import RateDecision, check_rate, rate_decision, single_flight
+from serve_app.store.primitives import (
+    Background,
+    RateDecision,
+    check_rate,
+    rate_decision,
+    single_flight,
+)
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -334,6 +340,7 @@ class Store(ABC):
         compute: Callable[[], Awaitable[dict[str, Any]]],
         ttl_s: float,
         wait_s: float,
+        background: Background | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """See `primitives.single_flight`: computed once across every replica."""
-        return await single_flight(self, namespace, key, compute, ttl_s, wait_s)
+        return await single_flight(self, namespace, key, compute, ttl_s, wait_s, background)

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from serve_app.errors import StoreUnavailableError
+
+log = logging.getLogger("nocode.store")
+Background = Callable[[Coroutine[Any, Any, None]], None]
+"""Runs a coroutine to its end without the caller waiting for it."""
 
 FLIGHT_LEASE_S = 10.0
 """How long a single-flight leader is trusted without renewing: a dead one's call is then
@@ -92,6 +97,7 @@ async def single_flight(
     compute: Callable[[], Awaitable[dict[str, Any]]],
     ttl_s: float,
     wait_s: float,
+    background: Background | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """The cached value, else one caller computes and caches it while the others wait.
 
@@ -99,7 +105,9 @@ async def single_flight(
     computes; when it fails (an exception, or its process dying and the lease running out)
     one waiter takes over. A waiter that has seen no value after `wait_s` raises
     `TimeoutError` rather than computing a second time. A hit is one round trip to the
-    store, a miss two (look-or-lead, then keep-and-let-go).
+    store, a miss two (look-or-lead, then keep-and-let-go). With `background`, the leader
+    returns its value without waiting for the second: the waiters, woken only once the
+    value is kept, lose nothing by it.
     """
     deadline = time.monotonic() + wait_s
     lease = f"flight:{namespace}:{key}"
@@ -111,7 +119,13 @@ async def single_flight(
         if value is not None:
             return value, False
         if leading:
-            return await _lead(store, lease, token, namespace, key, compute, ttl_s)
+            value = await _lead(store, lease, token, compute)
+            keep = _keep(store, namespace, key, value, ttl_s, lease, token)
+            if background is None:
+                await keep
+            else:
+                background(keep)
+            return value, True
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError(f"no value for {namespace!r} from another caller in {wait_s} s")
@@ -122,23 +136,35 @@ async def _lead(
     store: LeaseStore,
     lease: str,
     token: str,
-    namespace: str,
-    key: str,
     compute: Callable[[], Awaitable[dict[str, Any]]],
-    ttl_s: float,
-) -> tuple[dict[str, Any], bool]:
+) -> dict[str, Any]:
     renewer = asyncio.create_task(_renew(store, lease, token))
     try:
-        value = await compute()
+        return await compute()
     except BaseException:
-        renewer.cancel()
         # If the store is away the lease simply runs out; the caller's outcome matters more.
         with contextlib.suppress(StoreUnavailableError):
             await store.release_lease(lease, token)
         raise
-    renewer.cancel()
-    await store.cache_set_release(namespace, key, value, ttl_s, lease, token)
-    return value, True
+    finally:
+        renewer.cancel()
+
+
+async def _keep(
+    store: LeaseStore,
+    namespace: str,
+    key: str,
+    value: dict[str, Any],
+    ttl_s: float,
+    lease: str,
+    token: str,
+) -> None:
+    """Keep the leader's value and let its waiters go; a store that is away loses only
+    the saving (the lease runs out and a waiter computes again)."""
+    try:
+        await store.cache_set_release(namespace, key, value, ttl_s, lease, token)
+    except StoreUnavailableError as exc:
+        log.warning("could not keep %s:%s in the store: %s", namespace, key, exc)
 
 
 async def _renew(store: LeaseStore, lease: str, token: str) -> None:

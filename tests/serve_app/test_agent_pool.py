@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -68,6 +69,36 @@ async def test_a_validated_answer_is_cached_for_its_tenant(replica: Replica) -> 
     other = await agent.run(task("review"), CallMeta("job-2", "globex", "v1"))
     assert await requests_seen(app) > spent, "another tenant never sees acme's answer"
     assert other.output
+
+
+async def test_a_hit_gives_back_the_budget_asked_for_while_looking(
+    replica: Replica, keeper: KeeperClient
+) -> None:
+    agent, app = replica({})
+    first = await agent.run(task("review"), META)
+    await settled(keeper)
+    before = await keeper.snapshot()
+    assert before["grants_total"] == len(first.calls), "the early grant served the first call"
+    await agent.run(task("review"), META)
+    await asyncio.sleep(0.5)  # an early ask left behind would have reached the keeper
+    after = await settled(keeper)  # the early grant was cancelled or given back, not kept
+    assert await requests_seen(app) == len(first.calls), "a hit sent nothing upstream"
+    spent = [
+        {name: pool["utilisation"]["1m"] for name, pool in snap["pools"].items()}
+        for snap in (before, after)
+    ]
+    assert spent[0] == spent[1], "and the grant was refunded, not charged"
+
+
+async def settled(keeper: KeeperClient) -> dict[str, Any]:
+    """The keeper's snapshot once every grant has been settled or given back (both are
+    sent in the background)."""
+    for _ in range(100):
+        snapshot = await keeper.snapshot()
+        if snapshot["grants_open"] == 0:
+            return snapshot
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"grants still open: {snapshot['grants_open']}")
 
 
 async def test_an_answer_that_failed_validation_is_not_cached(replica: Replica) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import pytest
@@ -295,6 +296,23 @@ async def test_single_flight_computes_once(store: Store) -> None:
     assert await store.single_flight("agent", "digest", compute, 5, 3) == ({"reply": "ok"}, False)
     assert await store.cache_get("agent", "digest") == {"reply": "ok"}
     assert calls == 1
+
+
+async def test_single_flight_can_keep_its_value_in_the_background(store: Store) -> None:
+    kept: list[Coroutine[Any, Any, None]] = []
+
+    async def compute() -> dict[str, Any]:
+        await asyncio.sleep(0.1)
+        return {"reply": "ok"}
+
+    leader = await store.single_flight("agent", "bg", compute, 5, 3, background=kept.append)
+    assert leader == ({"reply": "ok"}, True)
+    waiter = asyncio.create_task(store.single_flight("agent", "bg", compute, 5, 3))
+    await asyncio.sleep(0.2)
+    assert not waiter.done(), "the lease is held until the value is kept"
+    assert await store.cache_get("agent", "bg") is None
+    await kept.pop()
+    assert await waiter == ({"reply": "ok"}, False)
 
 
 async def test_single_flight_failed_leader_hands_over(store: Store) -> None:

@@ -29,7 +29,7 @@ from agents.ops import (
     UpdateProps,
     UpdateSection,
 )
-from agents.page import Component, Page, Section, StyleRules, Styles
+from agents.page import Component, Page, Section, StyleRules, Styles, Theme
 from agents.safe_html import clean_props
 
 
@@ -175,8 +175,10 @@ def _set_styles(page: Page, op: SetStyles, scope: str | None) -> None:
 def _set_theme(page: Page, op: SetTheme, scope: str | None) -> None:
     update = op.theme.model_dump(exclude_none=True)
     palette = update.pop("palette", {})
-    page.theme = page.theme.model_copy(
-        update={**update, "palette": page.theme.palette.model_copy(update=palette)}
+    # Validated whole, not copied over: a theme is only ever one the schema allows.
+    current = page.theme.model_dump()
+    page.theme = Theme.model_validate(
+        {**current, **update, "palette": {**current["palette"], **palette}}
     )
 
 

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from agents.catalog import load_catalog
 from agents.page import (
+    FONT_STACK,
     Animation,
     ComponentId,
     ComponentType,
@@ -179,8 +180,8 @@ class ThemePatch(DocModel):
     """Theme fields to change; omitted ones stay."""
 
     palette: PalettePatch | None = None
-    font_heading: str | None = Field(default=None, max_length=60)
-    font_body: str | None = Field(default=None, max_length=60)
+    font_heading: str | None = Field(default=None, max_length=60, pattern=FONT_STACK)
+    font_body: str | None = Field(default=None, max_length=60, pattern=FONT_STACK)
     base_font_size_px: int | None = Field(default=None, ge=12, le=24)
     radius_px: int | None = Field(default=None, ge=0, le=48)
     spacing: Literal["compact", "comfortable", "spacious"] | None = None

@@ -51,9 +51,11 @@ def is_safe_url(value: str, *, absolute: bool) -> bool:
         return False  # an entity, escape or control character where a plain URL has none
     scheme = _SCHEME.match(reading)
     if scheme is None:
-        # No scheme: relative. A colon before any '/', '?' or '#' would be read as one.
+        # No scheme: relative. A colon before any '/', '?' or '#' would be read as one; a
+        # backslash in the path is read as '/', so /\host leaves for another origin.
         head = re.split(r"[/?#]", reading, maxsplit=1)[0]
-        return not absolute and ":" not in head and not reading.startswith("\\")
+        path = re.split(r"[?#]", reading, maxsplit=1)[0]
+        return not absolute and ":" not in head and "\\" not in path
     name = scheme.group(1).lower()
     if name not in SCHEMES:
         return False

@@ -38,6 +38,24 @@ def test_added_section_and_component_get_pipeline_ids() -> None:
     assert result.page.component("cmp-8") is not None
 
 
+@pytest.mark.parametrize(
+    "font",
+    [
+        "alt compact iframe ask sections headers panels now input f",  # a word run too long
+        "Inter; background: url(x)",
+        "'Comic Sans'",
+    ],
+)
+def test_a_theme_font_must_be_a_font_stack(font: str) -> None:
+    with pytest.raises(ValueError, match="font_heading"):
+        ops({"op": "set_theme", "theme": {"font_heading": font}})
+    page = apply_ops(
+        sample_page(), ops({"op": "set_theme", "theme": {"font_body": "Georgia, serif"}})
+    ).page
+    assert page.theme.font_body == "Georgia, serif"
+    assert type(page.theme).model_validate(page.theme.model_dump()) == page.theme
+
+
 def test_updates_moves_removals_styles_events_and_animations() -> None:
     result = apply_ops(
         sample_page(),

@@ -24,6 +24,12 @@ def test_ordinary_links_pass(url: str) -> None:
     assert is_safe_url(url, absolute=False)
 
 
+@pytest.mark.parametrize("url", ["/\\evil.example/x", "//\\S+|/\\S*|#", "a\\b?q=1"])
+def test_a_relative_link_with_a_backslash_in_its_path_is_refused(url: str) -> None:
+    assert not is_safe_url(url, absolute=False)
+    assert is_safe_url("/search?q=a\\b", absolute=False), "a backslash in the query is data"
+
+
 def test_a_source_must_be_absolute() -> None:
     assert is_safe_url("https://cdn.example.com/a.png", absolute=True)
     assert not is_safe_url("/a.png", absolute=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -33,7 +34,14 @@ import httpx2
 
 from agents.samples import landing_page
 from bench.faults import ChaosCluster, chaos_cluster
-from bench.harness import deploy, instructions, uniform_gateway_args, upstream_429s, wait_ready
+from bench.harness import (
+    SERVE_FLAGS,
+    deploy,
+    instructions,
+    uniform_gateway_args,
+    upstream_429s,
+    wait_ready,
+)
 from bench.redisproc import redis_server
 from bench.report import ROOT, save_json, table, write_section
 from bench.simproc import simulator
@@ -329,13 +337,19 @@ def write_report(result: dict[str, Any]) -> None:
             f"after: `{json.dumps(result['placement_after'])}`.",
         ]
     )
-    # The default seed's run is the one the fixes were found on; any other seed is blind and
-    # gets its own section beside it.
-    seed = result["seed"]
-    name, title = (
-        ("chaos", "Chaos") if seed == SEED else (f"chaos_seed{seed}", f"Chaos, seed {seed}")
-    )
+    name, title = section(result)
     write_section(name, title, body, path=RELIABILITY, header=HEADER)
+
+
+def section(result: dict[str, Any]) -> tuple[str, str]:
+    """The run's report section: the default seed's run is the one the fixes were found on;
+    any other seed is blind, and Serve's flags are an evaluation, each beside it."""
+    name, title = "chaos", "Chaos"
+    if result["seed"] != SEED:
+        name, title = f"{name}_seed{result['seed']}", f"{title}, seed {result['seed']}"
+    if result.get("serve_flags"):
+        name, title = f"{name}_serve_flags", f"{title}, Serve's HAProxy and throughput flags"
+    return name, title
 
 
 def main() -> None:
@@ -348,18 +362,26 @@ def main() -> None:
     parser.add_argument(
         "--faults", default=",".join(FAULTS), help=f"which to inject, of {','.join(FAULTS)}"
     )
+    parser.add_argument(
+        "--serve-flags",
+        action="store_true",
+        help="run Serve with " + " ".join(f"{k}={v}" for k, v in SERVE_FLAGS.items()),
+    )
     parser.add_argument("--out", type=Path, help="write the JSON here and no report (tests)")
     args = parser.parse_args()
+    if args.serve_flags:
+        os.environ.update(SERVE_FLAGS)  # every node of the cluster inherits it
     faults = [f for f in args.faults.split(",") if f]
     if unknown := set(faults) - set(FAULTS):
         parser.error(f"unknown faults: {', '.join(sorted(unknown))}")
     result = asyncio.run(
         run(args.generations, args.load, args.drain, args.speed, args.seed, faults)
-    )
+    ) | {"serve_flags": args.serve_flags}
     if args.out:
         args.out.write_text(json.dumps(result, indent=2, sort_keys=True))
     else:
-        save_json("chaos" if args.seed == SEED else f"chaos_seed{args.seed}", result)
+        name, _ = section(result)
+        save_json(name, result)
         write_report(result)
     print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
 

@@ -30,6 +30,9 @@ from bench.simproc import free_port
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "instructions.jsonl"
 NEW_PAGE_WORDS = ("create a", "build a", "generate a", "design a", "make a", "page for")
+SERVE_FLAGS = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+"""Serve's HAProxy ingress and throughput-optimised internals, read by every Ray process
+when it starts: set before the cluster is."""
 KINDS = ("requests", "input_tokens", "output_tokens")
 ADMITTED = {
     "requests": "admitted_requests",

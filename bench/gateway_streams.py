@@ -1,13 +1,17 @@
-"""What the gateway itself costs: per agent hop against a direct SDK call, and 1,000 streams.
+"""What the gateway itself costs: per agent hop against a direct SDK call, and open streams.
 
 1. Overhead per agent hop: the same agent call, on a near-instant claude_sim, made
    directly through the SDK in this process and through the gateway's agent deployment
-   (Serve handle, budget acquire/settle/observe, single-flight cache); medians side by side.
-2. Concurrent SSE streams: 1,000 clients follow the event streams of running generations
-   through Serve's proxy and the ingress, over bare sockets; reported are errors, the gap
-   between frames (events and keep-alive pings), and the memory of the proxy and ingress.
+   (Serve handle, budget acquire and settle, single-flight cache); medians side by side.
+2. Concurrent SSE streams: 1,000, 3,000, 5,000 clients in turn follow the event streams of
+   running generations through Serve's proxy and the ingress, over bare sockets; reported
+   are errors, each event's delay from its making to its arrival, the gap between writes,
+   and the CPU and memory of the proxy and the ingress.
 
-    python -m bench.gateway_streams --streams 1000
+Both are measured twice, side by side: Serve as it ships, and with its HAProxy ingress and
+throughput-optimised flags (each in a fresh Ray, in a child process with that environment).
+
+    python -m bench.gateway_streams --streams 1000,3000,5000 --hold 20
 """
 
 from __future__ import annotations
@@ -15,12 +19,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 import httpx2
@@ -32,7 +41,7 @@ from agents.retrieval import RetrievalConfig
 from agents.runner import AgentRunner, sdk_send
 from agents.samples import landing_page
 from bench import report
-from bench.harness import deploy, local_serve, pct, wait_ready
+from bench.harness import SERVE_FLAGS, deploy, local_serve, pct, wait_ready
 from serve_app.agent_pool import CallMeta
 
 HUGE = {"rpm": 1_000_000, "itpm": 1_000_000_000, "otpm": 1_000_000_000}
@@ -76,18 +85,30 @@ async def hop_overhead(base: str, samples: int) -> dict[str, Any]:
     }
 
 
-async def follow(
-    host: str, port: int, path: str, gaps: list[float], errors: list[str], stop_at: float
-) -> None:
-    """Read one SSE stream over a bare socket until it ends or time is up."""
+EMITTED = re.compile(rb'"emitted_at": ([0-9.]+)')
+
+
+@dataclass
+class StreamStats:
+    """What the clients saw: gaps between frames, event delays, errors."""
+
+    gaps: list[float] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+async def follow(host: str, port: int, path: str, seen: StreamStats, stop_at: float) -> None:
+    """Read one SSE stream over a bare socket until it ends or time is up; every event's
+    delay is its arrival less the ``emitted_at`` the gateway stamped it with (events made
+    before the stream opened are a replay, not a delay, and are left out)."""
     try:
         reader, writer = await asyncio.open_connection(host, port)
         writer.write(f"GET {path} HTTP/1.1\r\nhost: {host}\r\n\r\n".encode())
         status = await reader.readline()
         if b" 200 " not in status:
-            errors.append(status.decode().strip())
+            seen.errors.append(status.decode().strip())
             return
-        last = time.monotonic()
+        last, opened = time.monotonic(), time.time()
         while time.monotonic() < stop_at:
             try:
                 chunk = await asyncio.wait_for(reader.read(65536), stop_at - time.monotonic())
@@ -95,35 +116,58 @@ async def follow(
                 break
             if not chunk:
                 break
-            now = time.monotonic()
-            gaps.append(now - last)
+            now, arrived = time.monotonic(), time.time()
+            seen.gaps.append(now - last)
+            made = [float(at) for at in EMITTED.findall(chunk)]
+            seen.delays += [arrived - at for at in made if at >= opened]
             last = now
         writer.close()
     except OSError as exc:
-        errors.append(type(exc).__name__)
+        seen.errors.append(type(exc).__name__)
 
 
-def rss_of(names: tuple[str, ...]) -> dict[str, int]:
-    """Resident memory (MB) of Ray worker processes whose title names a deployment."""
-    out: dict[str, int] = {}
-    for proc in psutil.process_iter(["cmdline", "memory_info"]):
-        title = " ".join(proc.info["cmdline"] or [])
-        for name in names:
-            if name in title:
-                out[name] = out.get(name, 0) + round(proc.info["memory_info"].rss / 2**20)
+WATCHED = {"proxy": ("ProxyActor", "haproxy"), "ingress": ("ServeReplica:gateway:ingress",)}
+MODES = {"default": {}, "flags": SERVE_FLAGS}
+"""Serve as it ships, and with its HAProxy ingress and throughput-optimised flags."""
+
+
+def serve_processes() -> dict[str, list[psutil.Process]]:
+    """The proxy's and the ingress's processes, by role."""
+    out: dict[str, list[psutil.Process]] = {role: [] for role in WATCHED}
+    for proc in psutil.process_iter(["cmdline", "name"]):
+        title = " ".join(proc.info["cmdline"] or []) or (proc.info["name"] or "")
+        for role, names in WATCHED.items():
+            if any(name in title for name in names):
+                out[role].append(proc)
     return out
 
 
-async def start_generations(http: httpx2.AsyncClient, count: int) -> list[str]:
+def usage(procs: dict[str, list[psutil.Process]]) -> dict[str, tuple[float, int]]:
+    """CPU seconds so far and resident MB, by role."""
+    out = {}
+    for role, members in procs.items():
+        cpu, rss = 0.0, 0
+        for proc in members:
+            try:
+                times = proc.cpu_times()
+                cpu += times.user + times.system
+                rss += round(proc.memory_info().rss / 2**20)
+            except psutil.NoSuchProcess:
+                continue
+        out[role] = (cpu, rss)
+    return out
+
+
+async def start_generations(http: httpx2.AsyncClient, count: int, tag: str) -> list[str]:
     """Start ``count`` new-page generations; their events URLs."""
     urls = []
     for n in range(count):
         reply = await http.post(
-            f"/v1/pages/s{n}/generate",
+            f"/v1/pages/{tag}{n}/generate",
             json={
                 "instruction": f"Create a landing page for shop {uuid.uuid4().hex[:4]}",
                 "stream": False,
-                "user_id": f"u{n}",
+                "user_id": f"{tag}u{n}",
             },
         )
         urls.append(reply.json()["events_url"])
@@ -131,40 +175,50 @@ async def start_generations(http: httpx2.AsyncClient, count: int) -> list[str]:
 
 
 async def hold_streams(port: int, jobs: list[str], streams: int, hold_s: float) -> dict[str, Any]:
-    """``streams`` clients follow the jobs' events for ``hold_s``; gaps, errors and memory."""
-    watched = ("ProxyActor", "ServeReplica:gateway:ingress")
-    idle = rss_of(watched)
-    gaps: list[float] = []
-    errors: list[str] = []
+    """``streams`` clients follow the jobs' events for ``hold_s``: what they saw, and what
+    the proxy and the ingress spent on it."""
+    procs = serve_processes()
+    before = usage(procs)
+    seen = StreamStats()
     stop_at = time.monotonic() + hold_s
     followers = [
-        follow("127.0.0.1", port, jobs[i % len(jobs)], gaps, errors, stop_at)
-        for i in range(streams)
+        follow("127.0.0.1", port, jobs[i % len(jobs)], seen, stop_at) for i in range(streams)
     ]
-    peak: dict[str, int] = {}
+    peak = {role: mb for role, (_, mb) in before.items()}
 
     async def watch() -> None:
         while time.monotonic() < stop_at:
-            for name, mb in rss_of(watched).items():
-                peak[name] = max(peak.get(name, 0), mb)
+            for role, (_, mb) in usage(procs).items():
+                peak[role] = max(peak[role], mb)
             await asyncio.sleep(2)
 
     await asyncio.gather(watch(), *followers)
+    after = usage(procs)
+    frames = len(seen.gaps)
+    cpu_ms = {
+        role: round((after[role][0] - before[role][0]) * 1000 / max(1, frames), 3)
+        for role in WATCHED
+    }
     return {
         "streams": streams,
         "hold_s": hold_s,
-        "errors": len(errors),
-        "error_kinds": sorted(set(errors)),
-        "frames": len(gaps),
-        "gap_p50_s": pct(gaps, 0.5),
-        "gap_p99_s": pct(gaps, 0.99),
-        "gap_max_s": round(max(gaps), 2) if gaps else None,
-        "rss_idle_mb": idle,
+        "errors": len(seen.errors),
+        "error_kinds": sorted(set(seen.errors)),
+        "writes": frames,
+        "events": len(seen.delays),
+        "gap_p50_s": pct(seen.gaps, 0.5),
+        "gap_p99_s": pct(seen.gaps, 0.99),
+        "delay_p50_s": pct(seen.delays, 0.5),
+        "delay_p99_s": pct(seen.delays, 0.99),
+        "delay_max_s": round(max(seen.delays), 2) if seen.delays else None,
+        "cpu_ms_per_write": cpu_ms,
+        "rss_idle_mb": {role: mb for role, (_, mb) in before.items()},
         "rss_peak_mb": peak,
     }
 
 
-async def main(streams: int, hold_s: float, samples: int) -> None:
+async def measure(counts: list[int], hold_s: float, samples: int) -> dict[str, Any]:
+    """In a fresh local Ray: the hop overhead, then each stream count in turn."""
     limits = {p: HUGE for p in ("haiku", "sonnet", "opus")}
     with tempfile.TemporaryDirectory() as tmp, local_serve(Path(tmp)) as base:
         args = {
@@ -173,62 +227,118 @@ async def main(streams: int, hold_s: float, samples: int) -> None:
             "pipeline": {
                 "retrieval": RetrievalConfig(uri=str(Path(tmp) / "catalog.lance")).model_dump()
             },
-            "ingress": {"ping_interval_s": 1.0, "user_generations_per_minute": 1000},
+            "ingress": {
+                "ping_interval_s": 1.0,
+                "user_generations_per_minute": 1000,
+                # One replica on two cores holds every stream, so that what is measured is
+                # its cost per stream, not Serve queueing the streams past its limit.
+                "max_ongoing_requests": max(counts) + 100,
+            },
         }
         deploy({"profile": "custom", "limits": limits, "speed": 1000}, args)
+        runs = []
         async with httpx2.AsyncClient(base_url=base, timeout=120) as http:
             await wait_ready(http)
             hop = await hop_overhead(base, samples)
             # Slow the simulator down so generations run while the streams follow them.
             deploy({"profile": "custom", "limits": limits, "speed": 0.2}, None)
-            jobs = await start_generations(http, 10)
-        result = {
-            "hop": hop,
-            **await hold_streams(httpx2.URL(base).port or 80, jobs, streams, hold_s),
-        }
-    report.save_json("gateway_streams", result)
-    write_report(result, samples)
-    print(result)
+            for n, count in enumerate(counts):
+                jobs = await start_generations(http, 10, f"s{n}-")
+                runs.append(await hold_streams(httpx2.URL(base).port or 80, jobs, count, hold_s))
+                await asyncio.sleep(5)  # the streams' sockets close before the next count
+        return {"hop": hop, "runs": runs}
+
+
+def run_mode(mode: str, counts: list[int], hold_s: float, samples: int) -> dict[str, Any]:
+    """``measure`` in a child process whose Ray starts with ``mode``'s environment."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [sys.executable, "-m", "bench.gateway_streams", "--child", out.name]
+        command += ["--streams", ",".join(map(str, counts)), "--hold", str(hold_s)]
+        command += ["--samples", str(samples)]
+        subprocess.run(command, env={**os.environ, **MODES[mode]}, check=True)
+        return cast(dict[str, Any], json.loads(Path(out.name).read_text()))
 
 
 def write_report(result: dict[str, Any], samples: int) -> None:
-    hop, streams, hold_s = result["hop"], result["streams"], result["hold_s"]
+    hops = result["modes"]
     body = (
         "**Overhead per agent hop.** One `styles` agent call on a near-instant claude_sim "
-        f"(speed 1000), median of {samples} calls each way (first two dropped): "
-        f"directly through the SDK {hop['direct_ms']} ms; through the gateway's agent "
-        f"deployment (Serve handle, budget acquire/settle/observe, agent-call cache) "
-        f"{hop['gateway_ms']} ms; overhead **{hop['overhead_ms']} ms** per hop.\n\n"
-        f"**{streams} concurrent SSE streams** following 10 running generations through "
-        f"Serve's proxy and the ingress for {hold_s:.0f} s (pings every 1 s):\n\n"
+        f"(speed 1000), median of {samples} calls each way (first two dropped): directly "
+        "through the SDK, and through the gateway's agent deployment (Serve handle, one "
+        "budget acquire, one settle, the agent-call cache).\n\n"
+        + report.table(
+            ["Serve", "direct SDK call", "through the gateway", "overhead per hop"],
+            [
+                [
+                    mode,
+                    f"{h['hop']['direct_ms']} ms",
+                    f"{h['hop']['gateway_ms']} ms",
+                    f"**{h['hop']['overhead_ms']} ms**",
+                ]
+                for mode, h in hops.items()
+            ],
+        )
+        + f"\n\n**Concurrent SSE streams** following 10 running generations through "
+        f"Serve's proxy and the ingress for {result['hold_s']:.0f} s each (pings every "
+        "1 s). Delay: an event's arrival at the client less the `emitted_at` the gateway "
+        "stamped it with when it was made. CPU per write: the process's CPU time over "
+        "the hold divided by the writes the clients read (events and pings).\n\n"
         + report.table(
             [
+                "Serve",
                 "streams",
                 "errors",
-                "frames read",
-                "gap between frames p50 / p99 / max",
-                "RSS idle (proxy, ingress)",
-                "RSS peak (proxy, ingress)",
+                "writes read",
+                "events read",
+                "event delay p50 / p99 / max",
+                "gap p50 / p99",
+                "CPU ms per write (proxy, ingress)",
+                "RSS peak MB (proxy, ingress)",
             ],
             [
                 [
-                    streams,
-                    result["errors"],
-                    result["frames"],
-                    f"{result['gap_p50_s']} / {result['gap_p99_s']} / {result['gap_max_s']} s",
-                    json.dumps(result["rss_idle_mb"]),
-                    json.dumps(result["rss_peak_mb"]),
+                    mode,
+                    r["streams"],
+                    r["errors"],
+                    r["writes"],
+                    r["events"],
+                    f"{r['delay_p50_s']} / {r['delay_p99_s']} / {r['delay_max_s']} s",
+                    f"{r['gap_p50_s']} / {r['gap_p99_s']} s",
+                    f"{r['cpu_ms_per_write']['proxy']}, {r['cpu_ms_per_write']['ingress']}",
+                    f"{r['rss_peak_mb']['proxy']}, {r['rss_peak_mb']['ingress']}",
                 ]
+                for mode, h in hops.items()
+                for r in h["runs"]
             ],
         )
+        + "\n\n`flags` is `"
+        + " ".join(f"{k}={v}" for k, v in SERVE_FLAGS.items())
+        + "`."
     )
     report.write_section("gateway_streams", "Gateway: hop overhead and concurrent streams", body)
 
 
-if __name__ == "__main__":
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--streams", type=int, default=1000)
-    parser.add_argument("--hold", type=float, default=45)
+    parser.add_argument("--streams", default="1000,3000,5000", help="stream counts, in turn")
+    parser.add_argument("--hold", type=float, default=20)
     parser.add_argument("--samples", type=int, default=22)
+    parser.add_argument("--modes", default=",".join(MODES), help="Serve configurations")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(main(args.streams, args.hold, args.samples))
+    counts = [int(n) for n in args.streams.split(",")]
+    if args.child:
+        result = asyncio.run(measure(counts, args.hold, args.samples))
+        Path(args.child).write_text(json.dumps(result))
+        return
+    modes = {
+        mode: run_mode(mode, counts, args.hold, args.samples) for mode in args.modes.split(",")
+    }
+    result = {"hold_s": args.hold, "modes": modes}
+    report.save_json("gateway_streams", result)
+    write_report(result, args.samples)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -30,9 +30,14 @@ from bench.simproc import free_port
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "instructions.jsonl"
 NEW_PAGE_WORDS = ("create a", "build a", "generate a", "design a", "make a", "page for")
-SERVE_FLAGS = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+SERVE_FLAGS = {
+    "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+    "RAY_SERVE_HAPROXY_MAXCONN": "20000",
+}
 """Serve's HAProxy ingress and throughput-optimised internals, read by every Ray process
-when it starts: set before the cluster is."""
+when it starts: set before the cluster is. HAProxy holds 4,096 connections by default,
+fewer than the streams one node is asked to hold."""
 KINDS = ("requests", "input_tokens", "output_tokens")
 ADMITTED = {
     "requests": "admitted_requests",

@@ -33,11 +33,12 @@ NEW_PAGE_WORDS = ("create a", "build a", "generate a", "design a", "make a", "pa
 SERVE_FLAGS = {
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-    "RAY_SERVE_HAPROXY_MAXCONN": "20000",
+    "RAY_SERVE_HAPROXY_MAXCONN": "7500",
 }
 """Serve's HAProxy ingress and throughput-optimised internals, read by every Ray process
 when it starts: set before the cluster is. HAProxy holds 4,096 connections by default,
-fewer than the streams one node is asked to hold."""
+fewer than the streams one node is asked to hold; it asks for 2.5 file descriptors per
+connection and refuses to start past the limit (20,000 here)."""
 KINDS = ("requests", "input_tokens", "output_tokens")
 ADMITTED = {
     "requests": "admitted_requests",

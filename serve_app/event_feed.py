@@ -6,7 +6,8 @@ own pings (median gap 2.5 s at a 1 s interval). A feed reads a job's events once
 them while anyone watches (a job has tens of events), encodes each as an SSE frame once
 for all its streams, and wakes its subscribers. Pings come from one ticker per interval
 for every stream of the replica, not a timer per stream: a subscriber waits on its feed
-alone, and a tick wakes every feed.
+alone, and a tick wakes every feed. Whether a quiet job still exists (it may have
+expired) is asked by its reader too, once per job rather than once per stream.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from serve_app.supervised import backoff
 log = logging.getLogger("nocode.feeds")
 TERMINAL_EVENTS = ("result", "error")
 FEED_RETRY_MAX_S = 5.0
+EXPIRY_CHECK_EVERY = 10
+"""Quiet long-polls between two checks that the job still exists. A job missing at two
+checks in a row has gone: once may be a store restarted empty, which the job's owner is
+writing again."""
 
 
 def frame(event: StoredEvent) -> bytes:
@@ -39,6 +44,8 @@ class _Feed:
         self.frames: dict[int, bytes] = {}
         self.changed = asyncio.Event()
         self.error: Exception | None = None
+        self.gone = False
+        """The job is no longer in the store: its streams end."""
         self.subscribers = 0
         self.reader: asyncio.Task[None] | None = None
 
@@ -82,7 +89,8 @@ class EventFeeds:
     ) -> AsyncIterator[list[StoredEvent]]:
         """Batches of the job's events after ``after``; an empty batch after ``idle_s`` quiet.
 
-        Ends after a terminal event; a store failure is raised to the caller.
+        Ends after a terminal event or once the job has gone from the store; a store
+        failure is raised to the caller.
         """
         feed = self._feeds.get(job_id)
         if feed is None:
@@ -104,6 +112,8 @@ class EventFeeds:
                     continue
                 if feed.error is not None:
                     raise feed.error
+                if feed.gone:
+                    return
                 if self._ticks[idle_s] > sent_at:  # a whole tick went by with nothing sent
                     yield []
                     sent_at = self._ticks[idle_s]
@@ -120,7 +130,7 @@ class EventFeeds:
         """Read on until the terminal event; an unreachable store is waited out (the
         subscribers keep their pings), any other failure is handed to them."""
         after = 0
-        failures = 0
+        failures = quiet = missing = 0
         while True:
             try:
                 batch = await self._store.read_events(job_id, after, block_s=self._block_s)
@@ -136,10 +146,26 @@ class EventFeeds:
                 feed.publish()
                 return
             failures = 0
-            if batch:
-                feed.frames.update((event.id, frame(event)) for event in batch)
-                feed.events.extend(batch)
-                after = batch[-1].id
-                feed.publish()
-                if batch[-1].event in TERMINAL_EVENTS:
-                    return
+            if not batch:
+                quiet += 1
+                if quiet % EXPIRY_CHECK_EVERY == 0:
+                    missing = missing + 1 if await self._exists(job_id) is False else 0
+                    if missing >= 2:
+                        feed.gone = True
+                        feed.publish()
+                        return
+                continue
+            quiet = missing = 0
+            feed.frames.update((event.id, frame(event)) for event in batch)
+            feed.events.extend(batch)
+            after = batch[-1].id
+            feed.publish()
+            if batch[-1].event in TERMINAL_EVENTS:
+                return
+
+    async def _exists(self, job_id: str) -> bool | None:
+        """Whether the job is in the store; None while the store is unreachable."""
+        try:
+            return await self._store.get_job(job_id) is not None
+        except DependencyUnavailableError:
+            return None

@@ -108,7 +108,7 @@ class Ingress:
         )
         self.admission = Admission(self.args, self.store, self.keeper, quotas=self.quotas)
         feeds = EventFeeds(self.store, block_s=self.args.ingress.ping_interval_s)
-        self.streams = JobStreams(self.store, feeds, self.args.ingress.ping_interval_s)
+        self.streams = JobStreams(feeds, self.args.ingress.ping_interval_s)
         self._sweeper = asyncio.get_event_loop().create_task(
             supervise("sweeper", self._sweep, ORPHAN_SWEEP_S)
         )

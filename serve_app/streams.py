@@ -13,16 +13,12 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from serve_app.errors import DependencyUnavailableError, StoreUnavailableError
+from serve_app.errors import StoreUnavailableError
 from serve_app.event_feed import EventFeeds, frame
 from serve_app.job_log import stamped
-from serve_app.store import JobRecord, Store, StoredEvent
+from serve_app.store import JobRecord, StoredEvent
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-EXPIRY_CHECK_EVERY = 10
-"""Idle pings between two checks that the job still exists (it may have expired). A job
-missing at two checks in a row has gone: once may be a store restarted empty, which the
-job's owner is writing again."""
 
 
 def accepted_event(job: JobRecord, *, deduplicated: bool, cached: bool) -> dict[str, Any]:
@@ -42,8 +38,7 @@ def accepted_event(job: JobRecord, *, deduplicated: bool, cached: bool) -> dict[
 class JobStreams:
     """This replica's SSE streams of jobs."""
 
-    def __init__(self, store: Store, feeds: EventFeeds, ping_interval_s: float) -> None:
-        self._store = store
+    def __init__(self, feeds: EventFeeds, ping_interval_s: float) -> None:
         self._feeds = feeds
         self._ping_interval_s = ping_interval_s
 
@@ -90,29 +85,16 @@ class JobStreams:
     async def events(
         self, job_id: str, after: int, first: StoredEvent | None = None
     ) -> AsyncIterator[bytes]:
-        """A job's events after ``after``, with pings while idle; ends at result or error."""
+        """A job's events after ``after``, with pings while idle; ends at result or error,
+        or when the job has expired from the store."""
         if first is not None:
             yield frame(first)
-        idle = 0
-        missing = 0
         try:
             async for batch in self._feeds.follow(job_id, after, self._ping_interval_s):
                 if batch:  # one write per batch, of frames encoded once for all streams
                     yield b"".join(self._feeds.encoded(job_id, event) for event in batch)
                     after = batch[-1].id
                     continue
-                idle += 1
-                if idle % EXPIRY_CHECK_EVERY == 0:
-                    missing = missing + 1 if await self._exists(job_id) is False else 0
-                    if missing >= 2:
-                        return
                 yield b": ping\n\n"
         except StoreUnavailableError as exc:
             yield frame(StoredEvent(after, "error", exc.to_json()))
-
-    async def _exists(self, job_id: str) -> bool | None:
-        """Whether the job is in the store; None while the store is unreachable."""
-        try:
-            return await self._store.get_job(job_id) is not None
-        except DependencyUnavailableError:
-            return None

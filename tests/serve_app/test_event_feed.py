@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -20,6 +21,11 @@ class CountingStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.reads = 0
+        self.lookups: Counter[str] = Counter()
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        self.lookups[job_id] += 1
+        return await super().get_job(job_id)
 
     async def read_events(
         self, job_id: str, after: int = 0, *, block_s: float = 0.0
@@ -176,3 +182,25 @@ async def test_every_stream_of_a_job_gets_the_same_encoded_frame() -> None:
     assert frames[0][0] == b'id: 1\nevent: stage\ndata: {"agent": "layout", "text": "\\u00e9"}\n\n'
     # Encoded once: both streams write the very same bytes object.
     assert all(a is b for a, b in zip(frames[0], frames[1], strict=True))
+
+
+async def test_streams_of_a_job_gone_from_the_store_end_after_one_check_per_job() -> None:
+    store = CountingStore()
+    await job(store, "kept")
+    feeds = EventFeeds(store, block_s=0.01)
+    pings = {"kept": 0}
+
+    async def kept() -> None:
+        async for _ in feeds.follow("kept", 0, idle_s=0.01):
+            pings["kept"] += 1
+
+    still = asyncio.create_task(kept())
+    # "lost" is not in the store (it expired, or the store came back empty without it).
+    gone = [asyncio.create_task(collect(feeds, "lost")) for _ in range(100)]
+    assert await asyncio.wait_for(asyncio.gather(*gone), 5) == [[]] * 100
+    # Missing at two checks in a row, asked by the job's one reader, not by each stream.
+    assert store.lookups["lost"] == 2
+    # A job still in the store keeps its streams.
+    await asyncio.sleep(0.1)
+    assert not still.done() and pings["kept"] > 0
+    still.cancel()

@@ -9,7 +9,9 @@
    and the CPU and memory of the proxy and the ingress.
 
 Both are measured twice, side by side: Serve as it ships, and with its HAProxy ingress and
-throughput-optimised flags (each in a fresh Ray, in a child process with that environment).
+throughput-optimised flags (each in a fresh Ray, in a child process with that environment),
+with the gateway's state in a Redis server as in production. During the largest stream
+count py-spy samples the ingress and Serve's Python proxy: where their CPU goes.
 
     python -m bench.gateway_streams --streams 1000,3000,5000 --hold 20
 """
@@ -42,6 +44,8 @@ from agents.runner import AgentRunner, sdk_send
 from agents.samples import landing_page
 from bench import report
 from bench.harness import SERVE_FLAGS, deploy, local_serve, pct, wait_ready
+from bench.profile import RATE_HZ, Sampler
+from bench.redisproc import redis_server
 from serve_app.agent_pool import CallMeta
 
 HUGE = {"rpm": 1_000_000, "itpm": 1_000_000_000, "otpm": 1_000_000_000}
@@ -174,11 +178,24 @@ async def start_generations(http: httpx2.AsyncClient, count: int, tag: str) -> l
     return urls
 
 
-async def hold_streams(port: int, jobs: list[str], streams: int, hold_s: float) -> dict[str, Any]:
+def samplers(procs: dict[str, list[psutil.Process]], seconds: float) -> dict[str, Sampler]:
+    """py-spy on the ingress and on Serve's Python proxy (HAProxy is not Python)."""
+    out = {}
+    for role, members in procs.items():
+        python = [p for p in members if "haproxy" not in (p.info["name"] or "")]
+        if python:
+            out[role] = Sampler(python[0].pid, seconds)
+    return out
+
+
+async def hold_streams(
+    port: int, jobs: list[str], streams: int, hold_s: float, *, profile: bool = False
+) -> dict[str, Any]:
     """``streams`` clients follow the jobs' events for ``hold_s``: what they saw, and what
-    the proxy and the ingress spent on it."""
+    the proxy and the ingress spent on it (sampled by py-spy with ``profile``)."""
     procs = serve_processes()
     before = usage(procs)
+    sampling = samplers(procs, hold_s) if profile else {}
     seen = StreamStats()
     stop_at = time.monotonic() + hold_s
     followers = [
@@ -214,13 +231,18 @@ async def hold_streams(port: int, jobs: list[str], streams: int, hold_s: float) 
         "cpu_ms_per_write": cpu_ms,
         "rss_idle_mb": {role: mb for role, (_, mb) in before.items()},
         "rss_peak_mb": peak,
+        "profile": {role: sampler.result() for role, sampler in sampling.items()},
     }
 
 
 async def measure(counts: list[int], hold_s: float, samples: int) -> dict[str, Any]:
     """In a fresh local Ray: the hop overhead, then each stream count in turn."""
     limits = {p: HUGE for p in ("haiku", "sonnet", "opus")}
-    with tempfile.TemporaryDirectory() as tmp, local_serve(Path(tmp)) as base:
+    with (
+        redis_server() as redis,
+        tempfile.TemporaryDirectory() as tmp,
+        local_serve(Path(tmp), {"REDIS_URL": redis.url}) as base,
+    ):
         args = {
             "budget": {"tier": "custom", "limits": limits},
             "upstream": {"simulator_url": base + "/claude-sim"},
@@ -244,7 +266,8 @@ async def measure(counts: list[int], hold_s: float, samples: int) -> dict[str, A
             deploy({"profile": "custom", "limits": limits, "speed": 0.2}, None)
             for n, count in enumerate(counts):
                 jobs = await start_generations(http, 10, f"s{n}-")
-                runs.append(await hold_streams(httpx2.URL(base).port or 80, jobs, count, hold_s))
+                port, last = httpx2.URL(base).port or 80, n == len(counts) - 1
+                runs.append(await hold_streams(port, jobs, count, hold_s, profile=last))
                 await asyncio.sleep(5)  # the streams' sockets close before the next count
         return {"hop": hop, "runs": runs}
 
@@ -261,11 +284,12 @@ def run_mode(mode: str, counts: list[int], hold_s: float, samples: int) -> dict[
 
 def write_report(result: dict[str, Any], samples: int) -> None:
     hops = result["modes"]
+    last = next(iter(hops.values()))["runs"][-1]["streams"]
     body = (
         "**Overhead per agent hop.** One `styles` agent call on a near-instant claude_sim "
         f"(speed 1000), median of {samples} calls each way (first two dropped): directly "
         "through the SDK, and through the gateway's agent deployment (Serve handle, one "
-        "budget acquire, one settle, the agent-call cache).\n\n"
+        "budget acquire, one settle, the agent-call cache in Redis).\n\n"
         + report.table(
             ["Serve", "direct SDK call", "through the gateway", "overhead per hop"],
             [
@@ -309,6 +333,26 @@ def write_report(result: dict[str, Any], samples: int) -> None:
                 ]
                 for mode, h in hops.items()
                 for r in h["runs"]
+            ],
+        )
+        + f"\n\n**Where the time goes** during the {last} streams: py-spy sampling the "
+        f"process at {RATE_HZ} Hz; busy is the share of samples due in which it ran, then "
+        "what share of its samples each package's code was running (the innermost frame), "
+        "and its busiest frame.\n\n"
+        + report.table(
+            ["Serve", "process", "busy", "share of samples by package", "busiest frame"],
+            [
+                [
+                    mode,
+                    role,
+                    f"{spent['busy']:.0%}",
+                    ", ".join(f"{k} {v:.0%}" for k, v in spent["by_package"].items() if v >= 0.02),
+                    f"`{spent['top_frames'][0][0]}` {spent['top_frames'][0][1]:.0%}"
+                    if spent["top_frames"]
+                    else "",
+                ]
+                for mode, h in hops.items()
+                for role, spent in h["runs"][-1]["profile"].items()
             ],
         )
         + "\n\n`flags` is `"

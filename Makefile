@@ -31,9 +31,10 @@ chromium:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 ## run: the gateway on :8000 with Ray Serve, against the bundled simulator unless
-## ANTHROPIC_API_KEY is set
+## ANTHROPIC_API_KEY is set (SERVE_FLAGS=1: with Serve's HAProxy and throughput flags, cluster/README.md)
 run: install
-	$(BIN)/serve run serve_config.yaml
+	$(if $(SERVE_FLAGS),env RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1) \
+	  $(BIN)/serve run serve_config.yaml
 
 ## sim: the Anthropic API simulator alone on :8787
 sim: install

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from bench.profile import Sampler, package_of, summarise
 
-STACKS = """\
-MainThread;run (asyncio/base_events.py:600);follow (/w/serve_app/event_feed.py:90) 30
-MainThread;run (asyncio/base_events.py:600);__call__ (/s/site-packages/ray/serve/_private/proxy.py:10) 50
-MainThread;run (asyncio/base_events.py:600);_select (selectors.py:468) 20
+LOOP = "MainThread;run (asyncio/base_events.py:600)"
+STACKS = f"""\
+{LOOP};follow (/w/serve_app/event_feed.py:90) 30
+{LOOP};__call__ (/s/site-packages/ray/serve/_private/proxy.py:10) 50
+{LOOP};_select (selectors.py:468) 20
 """
 
 

@@ -186,6 +186,7 @@ class AgentReplica:
         attempts = self.args.upstream.max_attempts
         last_error = "no attempt made"
         full_output = False
+        cut: list[dict[str, int]] = []  # what answers cut short by the bound were billed
         for attempt in range(1, attempts + 1):
             granted: Awaitable[int] | None = None
             if early is not None and not early.used and early.params is params:
@@ -194,14 +195,15 @@ class AgentReplica:
             else:
                 demand = self._demand(meta, params, full_output)
             try:
-                answer = await self._attempt(demand, params, meta.deadline, granted)
+                answer, spent = await self._attempt(demand, params, meta.deadline, granted)
             except _RetryableError as exc:
                 last_error = str(exc)
                 await asyncio.sleep(_backoff(attempt))
                 continue
             if answer is not None:
-                return answer
+                return _billed(answer, cut)
             # The learned bound was too short for this answer: ask again in full, at once.
+            cut.append(spent)
             full_output = True
         raise ClaudeAPIError(
             f"{self.agent}: gave up after {attempts} attempts: {last_error}", upstream_status=None
@@ -239,9 +241,9 @@ class AgentReplica:
         params: Params,
         deadline: float,
         asked: Awaitable[int] | None = None,
-    ) -> MessageJSON | None:
+    ) -> tuple[MessageJSON | None, dict[str, int]]:
         """One upstream attempt under budget (``asked``: its grant, already asked for):
-        the answer, or None when the bound cut it."""
+        the answer (None when the bound cut it) and the usage the API reported."""
         waited = time.monotonic()
         granted = await (asked or self._keeper.acquire(demand, self._wait_s(deadline)))
         metrics().budget_wait.observe(time.monotonic() - waited, tags={"pool": demand.pool})
@@ -282,9 +284,9 @@ class AgentReplica:
         )
         self._count(params["model"], spent)
         if truncated:
-            return None
+            return None, spent
         answer: MessageJSON = json.loads(message.model_dump_json())
-        return answer
+        return answer, spent
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` to its end even if the caller is cancelled meanwhile."""
@@ -327,6 +329,18 @@ class _EarlyGrant:
 
 class _RetryableError(Exception):
     """An attempt failed in a way another attempt may fix (429, 529, 5xx, a lost connection)."""
+
+
+def _billed(answer: MessageJSON, cut: list[dict[str, int]]) -> MessageJSON:
+    """``answer`` with the usage of the attempts cut short before it added in: they were
+    billed, so the stage's and the result's tokens and cost include them."""
+    if not cut:
+        return answer
+    usage = dict(answer.get("usage") or {})
+    for spent in cut:
+        for field, tokens in spent.items():
+            usage[field] = (usage.get(field) or 0) + tokens
+    return {**answer, "usage": usage}
 
 
 def _rate_headers(headers: Any) -> dict[str, str]:

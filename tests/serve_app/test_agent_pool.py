@@ -10,7 +10,7 @@ import pytest
 
 from agents.errors import AgentOutputError
 from claude_sim import SimConfig, create_app
-from serve_app.agent_pool import AgentReplica, CallMeta
+from serve_app.agent_pool import AgentReplica, CallMeta, _billed
 from serve_app.config import GatewayArgs
 from serve_app.keeper import KeeperClient
 from serve_app.store.memory import MemoryStore
@@ -121,3 +121,17 @@ async def test_without_its_store_the_replica_answers_uncached(keeper: KeeperClie
     outcome = await agent.run(task("review"), META)
     assert outcome.output
     assert await requests_seen(app) == len(outcome.calls) == outcome.attempts, "asked once"
+
+
+def test_an_answer_cut_short_by_the_bound_is_billed_with_its_answer() -> None:
+    # The simulator's answers stay under the bound's floor, so this is the arithmetic alone.
+    answer = {"content": [], "usage": {"input_tokens": 100, "output_tokens": 900}}
+    cut = [{"input_tokens": 100, "output_tokens": 256, "cache_read_input_tokens": 40}]
+    billed = _billed(answer, cut)
+    assert billed["usage"] == {
+        "input_tokens": 200,
+        "output_tokens": 1156,
+        "cache_read_input_tokens": 40,
+    }
+    assert answer["usage"]["output_tokens"] == 900, "the answer itself is left as it was"
+    assert _billed(answer, []) is answer

@@ -21,6 +21,9 @@ class CallUsage:
     cache_read_input_tokens: int = 0
     cache_write_1h_tokens: int = 0
     """The part of the cache writes with the 1-hour TTL (priced higher)."""
+    requests: int = 1
+    """API requests the call took: an answer cut short (by a ``max_tokens`` the gateway
+    right-sized) and asked again in full is two, its usage the sum of both."""
 
     @classmethod
     def from_api(cls, model: str, usage: Any) -> CallUsage:
@@ -39,6 +42,7 @@ class CallUsage:
             cache_creation_input_tokens=get("cache_creation_input_tokens") or 0,
             cache_read_input_tokens=get("cache_read_input_tokens") or 0,
             cache_write_1h_tokens=one_hour or 0,
+            requests=get("requests") or 1,
         )
 
     def cost(self, price: Price) -> float:
@@ -74,7 +78,7 @@ class UsageTotals:
     by_model: dict[str, int] = field(default_factory=dict)
 
     def add(self, call: CallUsage, price: Price | None) -> None:
-        self.calls += 1
+        self.calls += call.requests
         for name in TOKEN_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(call, name))
         self.cost_usd += call.cost(price) if price else 0.0

@@ -332,14 +332,16 @@ class _RetryableError(Exception):
 
 
 def _billed(answer: MessageJSON, cut: list[dict[str, int]]) -> MessageJSON:
-    """``answer`` with the usage of the attempts cut short before it added in: they were
-    billed, so the stage's and the result's tokens and cost include them."""
+    """``answer`` with the usage of the attempts cut short before it added in, and the
+    requests it took: they were billed, so the stage's and the result's tokens, cost and
+    calls include them."""
     if not cut:
         return answer
     usage = dict(answer.get("usage") or {})
     for spent in cut:
         for field, tokens in spent.items():
             usage[field] = (usage.get(field) or 0) + tokens
+    usage["requests"] = 1 + len(cut)
     return {**answer, "usage": usage}
 
 

@@ -264,6 +264,9 @@ class Env:
     redis_url: SecretStr | None
     tenant_keys: TenantKeyring = field(default_factory=TenantKeyring)
     """Tenants' keys (digests only), from NOCODE_API_KEYS and NOCODE_API_KEYS_FILE."""
+    nocode_api_key: SecretStr | None = None
+    """A key this process presents to a gateway (``serve_app.capacity --gateway``), from
+    NOCODE_API_KEY."""
 
     def __repr__(self) -> str:
         return (
@@ -287,9 +290,11 @@ def read_env() -> Env:
         keys += parse_entries(text, source=f"NOCODE_API_KEYS_FILE {path}", separator="\n")
     api_key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
     redis_url = os.environ.get("REDIS_URL")
+    presented = os.environ.get("NOCODE_API_KEY")
     return Env(
         anthropic_api_key=SecretStr(api_key) if api_key else None,
         anthropic_base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
         redis_url=SecretStr(redis_url) if redis_url else None,
         tenant_keys=TenantKeyring(keys),
+        nocode_api_key=SecretStr(presented) if presented else None,
     )

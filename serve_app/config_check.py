@@ -21,6 +21,8 @@ from pydantic import ValidationError
 from ray.serve._private.build_app import build_app as build_serve_app
 from ray.serve.config import AutoscalingConfig
 
+from serve_app.config import GatewayArgs
+
 
 def serve_config_of(document: dict[str, Any]) -> dict[str, Any]:
     """The Serve config in a document: itself, or a RayService's ``serveConfigV2``."""
@@ -28,6 +30,20 @@ def serve_config_of(document: dict[str, Any]) -> dict[str, Any]:
         config: dict[str, Any] = yaml.safe_load(document["spec"]["serveConfigV2"])
         return config
     return document
+
+
+GATEWAY_IMPORT_PATH = "serve_app.app:build_app"
+
+
+def gateway_args_of(path: Path) -> GatewayArgs:
+    """The gateway application's args in a Serve config or RayService file, validated."""
+    for document in yaml.safe_load_all(path.read_text()):
+        if not document or document.get("kind") not in (None, "RayService"):
+            continue
+        for app in serve_config_of(document).get("applications", []):
+            if app.get("import_path") == GATEWAY_IMPORT_PATH:
+                return GatewayArgs.model_validate(app.get("args") or {})
+    raise ValueError(f"{path}: no application imports {GATEWAY_IMPORT_PATH}")
 
 
 def problems(config: dict[str, Any]) -> list[str]:

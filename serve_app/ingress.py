@@ -241,6 +241,7 @@ class Ingress:
             {
                 "pools": budget["pools"],
                 "tenants": budget["tenants"],
+                "usage_per_generation": budget["usage_per_generation"],
                 "generations": {
                     "finished_here": self.jobs.succeeded,
                     "mean_cost_usd": round(sum(costs) / len(costs), 6) if costs else None,

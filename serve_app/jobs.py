@@ -257,7 +257,8 @@ class JobRunner:
         error_s = None
         # The job has ended either way; an unreachable keeper forgets it at its deadline.
         with contextlib.suppress(KeeperUnavailableError):
-            error_s = await self.keeper.finish_job(job.job_id, used)
+            kind = "edit" if job.request.get("page") else "new_page"
+            error_s = await self.keeper.finish_job(job.job_id, used, kind)
         if error_s is not None and event == "result":
             late = "late" if error_s > 0 else "early"
             metrics().estimate_error.observe(abs(error_s), tags={"direction": late})

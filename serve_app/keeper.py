@@ -3,7 +3,7 @@
 The protocol, as every agent replica speaks it through ``KeeperClient``:
 
     admit(job_id, tenant, user, agents, bound_s) -> Verdict   admission, from all tenants' work
-    finish_job(job_id, usage_by_agent)         the job ended: learn, and stop counting it
+    finish_job(job_id, usage_by_agent, kind)   the job ended: learn, meter, stop counting it
     acquire(demand, timeout_s) -> max_tokens   wait for budget; BudgetTimeoutError past it
     settle(call_id, usage, truncated, pool, headers)   the API answered: charge what it
                                                reported, lower the buckets to its headers
@@ -41,6 +41,7 @@ from serve_app.errors import GatewayError, KeeperUnavailableError
 from serve_app.metrics import metrics
 from serve_app.singleton import cluster_singleton
 from serve_app.supervised import supervise
+from serve_app.usage_meter import UsageMeter, usage_by_pool
 
 log = logging.getLogger("nocode.keeper")
 KEEPER_NAME = "nocode-budget-keeper"
@@ -80,6 +81,7 @@ class BudgetKeeper:
             args.budget.tenant_weights,
             max_age_s=args.ingress.job_deadline_s,
         )
+        self.meter = UsageMeter()
         self._restored = False
         self._saver: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -108,8 +110,12 @@ class BudgetKeeper:
         priors = self._priors(agents)
         return self.ledger.decide(job_id, tenant, user, self._pools_of(agents), priors, bound_s)
 
-    def finish_job(self, job_id: str, usage_by_agent: dict[str, dict[str, float]]) -> float | None:
-        return self.ledger.finish(job_id, usage_by_agent, self._pools_of(list(usage_by_agent)))
+    def finish_job(
+        self, job_id: str, usage_by_agent: dict[str, dict[str, float]], kind: str = "edit"
+    ) -> float | None:
+        pools = self._pools_of(list(usage_by_agent))
+        self.meter.add(kind, usage_by_pool(usage_by_agent, pools))
+        return self.ledger.finish(job_id, usage_by_agent, pools)
 
     async def acquire(self, demand: CallDemand, timeout_s: float) -> int:
         return await self.budget.acquire(demand, timeout_s=timeout_s)
@@ -193,6 +199,7 @@ class BudgetKeeper:
             "grants_total": self.budget.grants_total,
             "grants_open": self.budget.grants_open,
             "tenants": self.ledger.snapshot(),
+            "usage_per_generation": self.meter.snapshot(),
         }
 
     async def _restore(self) -> None:
@@ -251,10 +258,11 @@ class KeeperClient:
         return cast(Verdict, await self._call("admit", job_id, tenant, user, agents, bound_s))
 
     async def finish_job(
-        self, job_id: str, usage_by_agent: dict[str, dict[str, float]]
+        self, job_id: str, usage_by_agent: dict[str, dict[str, float]], kind: str = "edit"
     ) -> float | None:
-        """The job ended (its usage by agent, empty if it failed); the estimate's error, s."""
-        return cast(float | None, await self._call("finish_job", job_id, usage_by_agent))
+        """The job ended (its usage by agent, empty if it failed; ``kind``: new_page or
+        edit); the estimate's error, s."""
+        return cast(float | None, await self._call("finish_job", job_id, usage_by_agent, kind))
 
     async def acquire(self, demand: CallDemand, timeout_s: float) -> int:
         """The ``max_tokens`` to send once budget is granted; ``BudgetTimeoutError`` if not.

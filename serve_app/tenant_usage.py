@@ -64,7 +64,10 @@ class UsageLedger:
         for call in calls:
             price = self._pipeline.price_of(call.model)
             amounts = {name: float(getattr(call, name)) for name in TOKEN_FIELDS}
-            amounts |= {"calls": 1.0, "cost_usd": call.cost(price) if price else 0.0}
+            amounts |= {
+                "calls": float(call.requests),
+                "cost_usd": call.cost(price) if price else 0.0,
+            }
             for name, amount in amounts.items():
                 for field in (name, f"agent.{agent}.{name}"):
                     deltas[field] = deltas.get(field, 0.0) + amount

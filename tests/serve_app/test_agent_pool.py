@@ -132,6 +132,7 @@ def test_an_answer_cut_short_by_the_bound_is_billed_with_its_answer() -> None:
         "input_tokens": 200,
         "output_tokens": 1156,
         "cache_read_input_tokens": 40,
+        "requests": 2,
     }
     assert answer["usage"]["output_tokens"] == 900, "the answer itself is left as it was"
     assert _billed(answer, []) is answer

@@ -402,6 +402,11 @@ def test_capacity_shows_an_operator_every_pool_and_a_tenant_only_its_own_share(
     assert sonnet["limits"]["requests"] == pytest.approx(120 * 0.98)
     assert "1m" in sonnet["utilisation"]
     assert "queue_depth" in sonnet
+    # The generation above (no page given: a new page) was metered for capacity planning.
+    metered = capacity["usage_per_generation"]["new_page"]
+    assert metered["generations"] >= 1
+    assert sum(p["requests"] for p in metered["totals"].values()) >= metered["generations"]
+    assert "usage_per_generation" not in mine
 
 
 def _requests(stats: dict[str, Any]) -> int:

@@ -62,6 +62,7 @@ bench: install redis
 	$(BIN)/python -m bench.fixed_work --generations 24 --users 12 --arrivals 40 --seeds celery
 	$(BIN)/python -m bench.gateway_streams --streams 1000,3000,5000 --hold 20
 	$(BIN)/python -m bench.tenant_overload --load 90 --drain 120
+	$(BIN)/python -m bench.capacity_check --generations 40
 
 ## chaos: 200 generations while replicas, the keeper, Redis and a node die (about 10
 ## minutes); results in RELIABILITY.md
@@ -85,6 +86,7 @@ bench-full: install redis
 	$(BIN)/python -m bench.fixed_work --generations 120 --users 40 --arrivals 120
 	$(BIN)/python -m bench.gateway_streams --streams 1000,3000,5000 --hold 45
 	$(BIN)/python -m bench.tenant_overload --load 180 --drain 180
+	$(BIN)/python -m bench.capacity_check --generations 120
 	$(BIN)/python -m bench.chaos --generations 200
 	$(BIN)/python -m bench.soak --minutes 60
 

@@ -112,6 +112,7 @@ class Admission:
 
     async def _decide_new(self, job: JobRecord, plan: Plan) -> Decision:
         self.cache_lookups += 1
+        metrics().cache_lookups.inc(tags={"cache": "generation"})
         key = result_key(job.tenant, to_request(job.request))
         cached = await self._store.cache_get(RESULT_CACHE, key)
         if cached is not None:

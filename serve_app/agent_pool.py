@@ -142,6 +142,7 @@ class AgentReplica:
         finally:
             self._give_back(early)
         outcome = AgentOutcome.from_json(value)
+        metrics().cache_lookups.inc(tags={"cache": "agent_call"})
         if fresh:
             return outcome
         # Answered without an upstream call: nothing was spent on this one.

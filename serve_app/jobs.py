@@ -212,7 +212,13 @@ class JobRunner:
     async def _generate(self, job: JobRecord, joblog: JobLog, plan: Plan) -> dict[str, Any]:
         """Run the pipeline, its stage events logged as they come; cache and return the result."""
 
+        first = True
+
         def on_stage(event: StageEvent) -> None:
+            nonlocal first
+            if first:
+                first = False
+                metrics().first_event.observe(max(0.0, time.time() - job.created_at))
             joblog.append("stage", event.to_data())
 
         request = to_request(job.request)
@@ -271,8 +277,10 @@ class JobRunner:
         attempts = self.args.ingress.stage_attempts
         for attempt in range(1, attempts + 1):
             try:
+                started = time.monotonic()
                 async with asyncio.timeout(self.args.ingress.stage_timeout_s):
                     outcome = await self._beating(handle, task, meta)
+                self._count(outcome, time.monotonic() - started)
                 await self._bill(meta.tenant, outcome)
                 return outcome
             except RayTaskError as exc:
@@ -282,11 +290,25 @@ class JobRunner:
             except (RayError, TimeoutError, ReplicaSilentError) as exc:
                 reason = type(exc).__name__
             if attempt < attempts:
+                metrics().attempts.inc(tags={"agent": task.agent, "reason": "replica"})
                 emit(StageEvent(task.agent, "retrying", attempt=attempt + 1, error=reason))
                 await asyncio.sleep(self.args.ingress.stage_retry_pause_s * 3 ** (attempt - 1))
         raise StageFailedError(
             f"{task.agent} failed {attempts} times", agent=task.agent, retry_after_s=10
         )
+
+    def _count(self, outcome: AgentOutcome, seconds: float) -> None:
+        """A stage's latency, its repairs and what its calls cost, in the metrics."""
+        recorder = metrics()
+        recorder.stage_seconds.observe(seconds, tags={"agent": outcome.agent})
+        recorder.attempts.inc(tags={"agent": outcome.agent, "reason": "first"})
+        if outcome.attempts > 1 and outcome.calls:  # a cached answer was repaired before
+            tags = {"agent": outcome.agent, "reason": "repair"}
+            recorder.attempts.inc(outcome.attempts - 1, tags=tags)
+        for call in outcome.calls:
+            price = self.args.pipeline.price_of(call.model)
+            if price is not None:
+                recorder.cost.inc(call.cost(price), tags={"model": call.model})
 
     async def _bill(self, tenant: str, outcome: AgentOutcome) -> None:
         """Add a stage's calls to its tenant's usage (best effort: a store outage loses

@@ -48,6 +48,8 @@ KEEPER_NAME = "nocode-budget-keeper"
 LEVELS_KEY = "nocode:budget:levels"
 PRIOR_INPUT_TOKENS = 1_500
 GRANT_SWEEP_S = 30.0
+GAUGE_EVERY_S = 5.0
+"""How often the budget's gauges are published."""
 RESTART_POLL_S = 2.0
 """Longest pause between tries of an acquire while the keeper restarts."""
 """Uncached input (and cache writes) a call is assumed to need before any was seen."""
@@ -85,6 +87,7 @@ class BudgetKeeper:
         self._restored = False
         self._saver: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._gauges: asyncio.Task[None] | None = None
 
     async def _sweep_grants(self) -> None:
         # A grant outlives its call only when the call's replica died mid-call.
@@ -92,11 +95,24 @@ class BudgetKeeper:
         if swept:
             log.warning("charged %d grants that were never settled (their replicas died)", swept)
 
+    async def _publish_gauges(self) -> None:
+        """Every pool's remaining budget, last minute's utilisation and queue, as gauges."""
+        recorder = metrics()
+        for pool, view in self.budget.snapshot().items():
+            recorder.budget_queue.set(view["queue_depth"], tags={"pool": pool})
+            for kind, left in view["remaining"].items():
+                tags = {"pool": pool, "kind": kind}
+                recorder.budget_remaining.set(left, tags=tags)
+                recorder.budget_utilisation.set(view["utilisation"]["1m"][kind], tags=tags)
+
     async def ready(self) -> dict[str, Any]:
         """Restore saved levels once, start saving; returns what it knows."""
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(
                 supervise("grant_sweeper", self._sweep_grants, GRANT_SWEEP_S)
+            )
+            self._gauges = asyncio.create_task(
+                supervise("budget_gauges", self._publish_gauges, GAUGE_EVERY_S)
             )
         if not self._restored and self._redis_url:
             self._restored = True

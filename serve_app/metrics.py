@@ -2,14 +2,15 @@
 
 Names carry the ``nocode_`` prefix (Ray adds ``ray_``); the seed plan's metrics map onto
 them: requests and their latency (``generations``), tokens per model, rate-limit hits and
-API errors (``upstream_errors``), and the queue (``budget_wait_seconds``).
+API errors (``upstream_errors``), and the queue (``budget_wait_seconds``,
+``budget_queue_depth``). ``cluster/grafana/`` draws them.
 """
 
 from __future__ import annotations
 
 from functools import cache
 
-from ray.util.metrics import Counter, Histogram
+from ray.util.metrics import Counter, Gauge, Histogram
 
 SECONDS = [0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600]
 
@@ -80,6 +81,50 @@ class GatewayMetrics:
             "nocode_cache_hits_total",
             description="Answers served from cache, by cache.",
             tag_keys=("cache",),
+        )
+        self.cache_lookups = Counter(
+            "nocode_cache_lookups_total",
+            description="Cache lookups, by cache: hits over lookups is the hit ratio.",
+            tag_keys=("cache",),
+        )
+        self.first_event = Histogram(
+            "nocode_first_event_seconds",
+            description="Time from a generation's acceptance to its first stage event.",
+            boundaries=SECONDS,
+        )
+        self.stage_seconds = Histogram(
+            "nocode_stage_seconds",
+            description="Time of one agent stage, budget wait included, by agent.",
+            boundaries=SECONDS,
+            tag_keys=("agent",),
+        )
+        self.cost = Counter(
+            "nocode_cost_usd_total",
+            description="Dollars the API charged, at the configured prices, by model.",
+            tag_keys=("model",),
+        )
+        self.attempts = Counter(
+            "nocode_agent_attempts_total",
+            description="Agent work by agent and reason: first (each stage once), repair "
+            "(an answer that failed validation asked to be fixed), replica (the stage "
+            "retried on another replica). Repairs and replica retries over firsts is the "
+            "share done again.",
+            tag_keys=("agent", "reason"),
+        )
+        self.budget_remaining = Gauge(
+            "nocode_budget_remaining",
+            description="What the keeper's bucket holds now, by pool and limit kind.",
+            tag_keys=("pool", "kind"),
+        )
+        self.budget_utilisation = Gauge(
+            "nocode_budget_utilisation",
+            description="Share of the limit settled over the last minute, by pool and kind.",
+            tag_keys=("pool", "kind"),
+        )
+        self.budget_queue = Gauge(
+            "nocode_budget_queue_depth",
+            description="Calls waiting for budget, by pool.",
+            tag_keys=("pool",),
         )
 
 

@@ -1,0 +1,120 @@
+"""The Grafana dashboard and the alerts against the metrics a running gateway exports."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import yaml
+
+from agents.samples import landing_page
+from serve_app.metrics import GatewayMetrics
+from tests.serve_app.conftest import Gateway, generate, user
+
+pytestmark = pytest.mark.ray
+
+CLUSTER = Path(__file__).resolve().parents[2] / "cluster"
+DASHBOARD = CLUSTER / "grafana" / "nocode-ai.json"
+ALERTS = CLUSTER / "alerts.yaml"
+METRIC = re.compile(r"\b(ray_[a-z_]+)\b")
+FAILURE_COUNTERS = ("loop_failures", "keeper_unreachable", "upstream_errors")
+"""Counters of failures: Ray exports a counter once it has counted, so a healthy gateway
+shows none of these; they are checked against the gateway's own declarations instead."""
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    rule = yaml.safe_load(ALERTS.read_text())
+    return [r for group in rule["spec"]["groups"] for r in group["rules"]]
+
+
+def test_the_dashboard_is_a_grafana_dashboard_laid_out_on_its_grid() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert {"title", "uid", "panels", "schemaVersion", "templating"} <= set(dashboard)
+    assert [v["name"] for v in dashboard["templating"]["list"]] == ["datasource"]
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0, panel["title"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        if panel["type"] == "row":
+            continue
+        assert panel["type"] == "timeseries"
+        assert panel["datasource"]["uid"] == "${datasource}"
+        refs = [t["refId"] for t in panel["targets"]]
+        assert refs, panel["title"]
+        assert len(refs) == len(set(refs)), panel["title"]
+    for expr in dashboard_queries():
+        assert expr.count("(") == expr.count(")"), expr
+        assert expr.count("{") == expr.count("}"), expr
+    titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
+    for topic in (
+        "error rate",
+        "time to result",
+        "first event",
+        "stage latency",
+        "cost",
+        "tokens per generation",
+        "upstream errors",
+        "budget",
+        "cache hit",
+        "again",
+    ):
+        assert topic in titles, topic
+
+
+def test_every_alert_has_a_severity_a_summary_and_a_runbook_line() -> None:
+    document = yaml.safe_load(ALERTS.read_text())
+    assert (document["apiVersion"], document["kind"]) == (
+        "monitoring.coreos.com/v1",
+        "PrometheusRule",
+    )
+    readme = (CLUSTER / "README.md").read_text()
+    runbook = readme[readme.index("## Alerts") :]
+    rules = alert_rules()
+    assert len(rules) >= 6
+    for rule in rules:
+        assert rule["labels"]["severity"] in ("warning", "critical")
+        assert rule["annotations"]["summary"]
+        assert f"`{rule['alert']}`" in runbook, rule["alert"]
+
+
+def exported(gateway: Gateway, wanted: set[str]) -> set[str]:
+    """The series names the gateway's metrics port shows once ``wanted`` appear (or 90 s)."""
+    names: set[str] = set()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        text = httpx2.get(gateway.metrics_url, timeout=10).text
+        names = set(re.findall(r"^([a-z_]+)[{ ]", text, re.MULTILINE))
+        if wanted <= names:
+            break
+        time.sleep(3)
+    return names
+
+
+def test_every_query_names_a_metric_the_running_gateway_exports(gateway: Gateway) -> None:
+    body = {
+        "instruction": "Add a pricing table",
+        "user_id": user(),
+        "page": landing_page("obs").model_dump(mode="json"),
+    }
+    generate(gateway, "obs", body)
+    generate(gateway, "obs", body)  # the same again: a result-cache hit
+    referenced = {
+        name
+        for expr in dashboard_queries() + [r["expr"] for r in alert_rules()]
+        for name in METRIC.findall(expr)
+    }
+    declared = {f"ray_{getattr(GatewayMetrics(), attr)._name}" for attr in FAILURE_COUNTERS}
+    live = exported(gateway, referenced - declared)
+    assert referenced - declared <= live, sorted(referenced - declared - live)

@@ -2,9 +2,11 @@
 
 Serve's own schema accepts unknown keys, ``min_replicas > max_replicas`` and deployment
 names the application does not have, and finds out only at deploy time, if at all. This
-builds every application from its ``import_path`` and ``args`` (so ``GatewayArgs`` and
-``SimConfig`` validate them), then checks every deployment override against the built
-application: the name exists, the autoscaling config is valid and ordered. Works on a
+validates the config with Serve's schema, builds every application from its
+``import_path`` and ``args`` (so ``GatewayArgs`` and ``SimConfig`` validate them), then
+checks every deployment override against the built application: the name exists, the
+autoscaling config is valid and ordered, and a pool setting the gateway's args also give
+(``agents``, ``ingress.replicas``...) says the same in both places. Works on a
 ``serve_config.yaml`` and on a KubeRay ``RayService`` (its ``serveConfigV2``).
 """
 
@@ -20,7 +22,9 @@ import yaml
 from pydantic import ValidationError
 from ray.serve._private.build_app import build_app as build_serve_app
 from ray.serve.config import AutoscalingConfig
+from ray.serve.schema import ServeDeploySchema
 
+from serve_app.app import agent_deployment_name
 from serve_app.config import GatewayArgs
 
 
@@ -46,6 +50,47 @@ def gateway_args_of(path: Path) -> GatewayArgs:
     raise ValueError(f"{path}: no application imports {GATEWAY_IMPORT_PATH}")
 
 
+def pool_settings(args: GatewayArgs) -> dict[str, dict[tuple[str, ...], Any]]:
+    """The pool settings the gateway's args give explicitly, by deployment and by where
+    the same setting sits in a Serve deployment override."""
+    out: dict[str, dict[tuple[str, ...], Any]] = {}
+    ingress = args.ingress
+    where = {
+        "replicas": ("num_replicas",),
+        "max_ongoing_requests": ("max_ongoing_requests",),
+        "num_cpus": ("ray_actor_options", "num_cpus"),
+    }
+    out["ingress"] = {where[f]: getattr(ingress, f) for f in ingress.model_fields_set & set(where)}
+    where = {
+        "min_replicas": ("autoscaling_config", "min_replicas"),
+        "max_replicas": ("autoscaling_config", "max_replicas"),
+        "target_ongoing_requests": ("autoscaling_config", "target_ongoing_requests"),
+        "max_ongoing_requests": ("max_ongoing_requests",),
+        "num_cpus": ("ray_actor_options", "num_cpus"),
+    }
+    for agent, pool in args.agents.items():
+        given = pool.model_fields_set & set(where)
+        out[agent_deployment_name(agent)] = {where[f]: getattr(pool, f) for f in given}
+    return out
+
+
+def disagreements(app: str, args: dict[str, Any], overrides: list[dict[str, Any]]) -> list[str]:
+    """Settings the gateway's args and its deployment overrides both give, differently."""
+    settings = pool_settings(GatewayArgs.model_validate(args))
+    found = []
+    for override in overrides:
+        for path, from_args in settings.get(str(override.get("name")), {}).items():
+            value: Any = override
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is not None and value != from_args:
+                found.append(
+                    f"{app}.{override['name']}: {'.'.join(path)} is {value} under deployments "
+                    f"but {from_args} in the app's args; set it in one place"
+                )
+    return found
+
+
 def problems(config: dict[str, Any]) -> list[str]:
     """Everything wrong with a Serve config, as readable lines ([] when it is fine)."""
     found: list[str] = []
@@ -58,6 +103,10 @@ def problems(config: dict[str, Any]) -> list[str]:
         "target_capacity",
     }
     found += [f"unknown top-level key {k!r}" for k in sorted(set(config) - known_top)]
+    try:
+        ServeDeploySchema.model_validate(config)
+    except ValidationError as exc:
+        found += [f"Serve's schema: {e['loc']}: {e['msg']}" for e in exc.errors()]
     for app in config.get("applications", []):
         name = app.get("name", "?")
         module, _, attr = str(app.get("import_path", "")).partition(":")
@@ -68,6 +117,8 @@ def problems(config: dict[str, Any]) -> list[str]:
             found.append(f"{name}: cannot build the application: {exc}")
             continue
         names = {d.name for d in built.deployments}
+        if app.get("import_path") == GATEWAY_IMPORT_PATH:
+            found += disagreements(name, app.get("args") or {}, app.get("deployments", []))
         for override in app.get("deployments", []):
             dep = override.get("name")
             if dep not in names:

@@ -9,9 +9,11 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from ray.serve._private.build_app import build_app as build_serve_app
 
+from serve_app.app import build_app
 from serve_app.config import GatewayArgs
-from serve_app.config_check import problems, serve_config_of
+from serve_app.config_check import GATEWAY_IMPORT_PATH, pool_settings, problems, serve_config_of
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT.parent / "shared" / "kuberay" / "rayservice.v1.openapi.json"
@@ -36,6 +38,37 @@ def test_serve_configs_build_and_name_real_deployments(name: str) -> None:
     assert problems(serve_config_of(document)) == []
 
 
+def gateway_app(name: str) -> dict[str, Any]:
+    (document,) = [d for d in documents(name) if d.get("kind") in (None, "RayService")]
+    config = serve_config_of(document)
+    return next(a for a in config["applications"] if a["import_path"] == GATEWAY_IMPORT_PATH)
+
+
+@pytest.mark.parametrize("name", ["serve_config.yaml", "cluster/rayservice.yaml"])
+def test_every_pool_is_sized_in_serves_own_config_not_in_args(name: str) -> None:
+    app = gateway_app(name)
+    built = {d.name for d in build_serve_app(build_app(app["args"]), name="gateway").deployments}
+    listed = {d["name"]: d for d in app["deployments"]}
+    assert set(listed) == built
+    assert len(built) == 10
+    for dep in listed.values():
+        assert {"max_ongoing_requests", "ray_actor_options"} <= set(dep), dep["name"]
+        assert ("num_replicas" in dep) != ("autoscaling_config" in dep), dep["name"]
+    args = GatewayArgs.model_validate(app["args"])
+    assert pool_settings(args) == {"ingress": {}}, "pool settings left in the app's args"
+
+
+def test_config_check_refuses_a_pool_set_differently_in_args_and_deployments() -> None:
+    config = serve_config_of(rayservice())
+    app = config["applications"][0]
+    app["args"]["agents"] = {"review": {"max_replicas": 3, "num_cpus": 0.1}}
+    app["args"]["ingress"] = {"replicas": 5}
+    found = problems(config)
+    assert any("agent_review: autoscaling_config.max_replicas is 8" in p for p in found), found
+    assert any("ingress: num_replicas is 2" in p for p in found), found
+    assert not any("num_cpus" in p for p in found), "the same value in both places is fine"
+
+
 def test_config_check_catches_what_serve_would_accept() -> None:
     config = serve_config_of(rayservice())
     app = config["applications"][0]
@@ -54,7 +87,8 @@ def test_production_config_requires_keys_and_uses_fractional_cpus() -> None:
     app = serve_config_of(rayservice())["applications"][0]
     args = GatewayArgs.model_validate(app["args"])
     assert args.require_auth is True
-    assert 0 < args.pool_args("review").num_cpus < 1
+    review = next(d for d in app["deployments"] if d["name"] == "agent_review")
+    assert 0 < review["ray_actor_options"]["num_cpus"] < 1
     local = next(
         a
         for a in serve_config_of(documents("serve_config.yaml")[0])["applications"]

@@ -73,9 +73,11 @@ class Admission:
         self.cache_lookups = 0
         self.cache_hits = 0
 
-    async def decide(self, tenant: str, page_id: str, body: dict[str, Any]) -> Decision:
+    async def decide(
+        self, tenant: str, page_id: str, body: dict[str, Any], key_id: str | None = None
+    ) -> Decision:
         """Attach, replay or admit ``body`` (the generate body as JSON), or raise a 429."""
-        job, plan = self._new_job(tenant, page_id, body)
+        job, plan = self._new_job(tenant, page_id, body, key_id)
         key = job.dedup_key or ""
         bound = await self._store.claim_dedup(key, job.job_id, self._args.ingress.job_deadline_s)
         if bound is not None and (existing := await self._store.get_job(bound)):
@@ -89,7 +91,9 @@ class Admission:
             await self._store.release_dedup(key, job.job_id)
         return decision
 
-    def _new_job(self, tenant: str, page_id: str, body: dict[str, Any]) -> tuple[JobRecord, Plan]:
+    def _new_job(
+        self, tenant: str, page_id: str, body: dict[str, Any], key_id: str | None
+    ) -> tuple[JobRecord, Plan]:
         user = body.get("user_id") or "default"
         request_json = {"page_id": page_id, **body}
         request = to_request(request_json)
@@ -99,6 +103,7 @@ class Admission:
             job_id=f"job_{uuid.uuid4().hex}",
             tenant=tenant,
             user_id=user,
+            key_id=key_id,
             page_id=page_id,
             request=request_json,
             plan=list(plan.agents),

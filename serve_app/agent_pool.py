@@ -36,8 +36,10 @@ from agents.specs import SPEC_BY_NAME, path_after
 from claude_facts.tokens import canonical_json
 from serve_app.call_demand import CallDemand
 from serve_app.config import Env, GatewayArgs, read_env
+from serve_app.error_tracking import configure_error_tracking
 from serve_app.errors import StoreUnavailableError
 from serve_app.keeper import KeeperClient, keeper_client
+from serve_app.logs import configure_logs
 from serve_app.metrics import metrics
 from serve_app.prompt_cache import prompt_shape
 from serve_app.store import Store, open_store
@@ -93,7 +95,9 @@ class AgentReplica:
             raise ValueError(f"unknown agent {agent!r}")
         self.agent = agent
         self.args = GatewayArgs.model_validate_json(args_json)
+        configure_logs(self.args.log_format)
         env = read_env()
+        configure_error_tracking(env.sentry_dsn, env.sentry_environment)
         redis_url = env.redis_url.get_secret_value() if env.redis_url else None
         self._client = client or upstream_client(self.args, env)
         self._keeper = keeper or keeper_client(self.args, redis_url)
@@ -137,7 +141,8 @@ class AgentReplica:
             )
         except StoreUnavailableError as exc:
             # The cache only saves calls: without the store the call is made uncached.
-            log.warning("agent-call cache unavailable, answering uncached: %s", exc)
+            context = {"job_id": meta.job_id, "tenant": meta.tenant, "agent": self.agent}
+            log.warning("agent-call cache unavailable, answering uncached: %s", exc, extra=context)
             value, fresh = await compute(), True
         finally:
             self._give_back(early)

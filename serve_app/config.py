@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -225,6 +226,11 @@ class GatewayArgs(_Args):
         description="Tenants whose keys see the global /v1/capacity (every pool, queue and "
         "tenant); any other tenant sees its own share. With auth off, every caller does.",
     )
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description="The gateway's logs: one JSON object per line (job, tenant, key id, "
+        "and a line per generation with its outcome, tokens and cost), or plain text.",
+    )
     api_docs: bool = Field(
         default=True, description="Serve /docs and /openapi.json (switch off in production)."
     )
@@ -264,6 +270,10 @@ class Env:
     redis_url: SecretStr | None
     tenant_keys: TenantKeyring = field(default_factory=TenantKeyring)
     """Tenants' keys (digests only), from NOCODE_API_KEYS and NOCODE_API_KEYS_FILE."""
+    sentry_dsn: SecretStr | None = None
+    """Where unexpected errors are reported (``error_tracking``), from SENTRY_DSN."""
+    sentry_environment: str | None = None
+    """The Sentry environment the reports are filed under, from SENTRY_ENVIRONMENT."""
     nocode_api_key: SecretStr | None = None
     """A key this process presents to a gateway (``serve_app.capacity --gateway``), from
     NOCODE_API_KEY."""
@@ -273,7 +283,8 @@ class Env:
             f"Env(anthropic_api_key={'set' if self.anthropic_api_key else 'unset'}, "
             f"anthropic_base_url={self.anthropic_base_url!r}, "
             f"redis={'set' if self.redis_url else 'unset'}, "
-            f"tenants={len(self.tenant_keys.tenants())})"
+            f"tenants={len(self.tenant_keys.tenants())}, "
+            f"sentry={'set' if self.sentry_dsn else 'unset'})"
         )
 
 
@@ -291,10 +302,13 @@ def read_env() -> Env:
     api_key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
     redis_url = os.environ.get("REDIS_URL")
     presented = os.environ.get("NOCODE_API_KEY")
+    sentry = os.environ.get("SENTRY_DSN")
     return Env(
         anthropic_api_key=SecretStr(api_key) if api_key else None,
         anthropic_base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
         redis_url=SecretStr(redis_url) if redis_url else None,
         tenant_keys=TenantKeyring(keys),
         nocode_api_key=SecretStr(presented) if presented else None,
+        sentry_dsn=SecretStr(sentry) if sentry else None,
+        sentry_environment=os.environ.get("SENTRY_ENVIRONMENT") or None,
     )

@@ -87,7 +87,12 @@ class CatchUnexpected:
             await self.app(scope, receive, watch)
         except Exception:
             error_id = f"err_{uuid.uuid4().hex[:16]}"
-            log.exception("unexpected error on %s (error id %s)", scope.get("path"), error_id)
+            log.exception(
+                "unexpected error on %s (error id %s)",
+                scope.get("path"),
+                error_id,
+                extra={"error_id": error_id},
+            )
             error = InternalError("an unexpected error; it was logged", id=error_id).to_json()
             if not started:
                 await _send_json_500(send, error)

@@ -37,11 +37,13 @@ from serve_app.api_schema import (
 from serve_app.bodies import PAGE_ID_PATTERN, GenerateBody, SeedBody, read_body
 from serve_app.config import GatewayArgs, read_env
 from serve_app.error_handlers import install_error_handlers
+from serve_app.error_tracking import configure_error_tracking
 from serve_app.errors import AuthenticationError, NotFoundError
 from serve_app.event_feed import EventFeeds
 from serve_app.job_keys import CANCELS
 from serve_app.jobs import JobRunner
 from serve_app.keeper import keeper_client
+from serve_app.logs import configure_logs
 from serve_app.playground import CSP, asset
 from serve_app.store import TERMINAL, JobRecord, open_store
 from serve_app.streams import JobStreams
@@ -83,7 +85,9 @@ class Ingress:
 
     def __init__(self, args_json: str, agent_handles: dict[str, Any]) -> None:
         self.args = GatewayArgs.model_validate_json(args_json)
+        configure_logs(self.args.log_format)
         env = read_env()
+        configure_error_tracking(env.sentry_dsn, env.sentry_environment)
         self.tenants = env.tenant_keys
         if not self.tenants:
             if self.args.require_auth:
@@ -165,7 +169,8 @@ class Ingress:
     async def _answer(self, caller: tuple[str, str], page_id: str, body: GenerateBody) -> Response:
         tenant, key_user = caller
         request_json = {**body.job_request(), "user_id": body.user_id or key_user}
-        decision: Decision = await self.admission.decide(tenant, page_id, request_json)
+        key_id = key_user if self.tenants else None
+        decision: Decision = await self.admission.decide(tenant, page_id, request_json, key_id)
         if isinstance(decision, Attached):
             return self.streams.reply(decision.job, body.stream, deduplicated=True)
         if isinstance(decision, Admitted):

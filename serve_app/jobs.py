@@ -41,6 +41,7 @@ from serve_app.errors import (
 from serve_app.job_keys import CANCELS, RESULT_CACHE, result_key, to_request
 from serve_app.job_log import JobLog, JobLostError
 from serve_app.keeper import KeeperClient
+from serve_app.logs import generation_line
 from serve_app.metrics import metrics
 from serve_app.store import Fence, JobRecord, JobStatus, Store
 from serve_app.streams import accepted_event
@@ -200,7 +201,13 @@ class JobRunner:
             return "failed", "error", exc.to_json()
         except Exception:
             error_id = f"err_{uuid.uuid4().hex[:16]}"
-            log.exception("job %s failed unexpectedly (error id %s)", job.job_id, error_id)
+            context = {"job_id": job.job_id, "tenant": job.tenant, "key_id": job.key_id}
+            log.exception(
+                "job %s failed unexpectedly (error id %s)",
+                job.job_id,
+                error_id,
+                extra=context | {"error_id": error_id},
+            )
             bug = InternalError("the generation failed unexpectedly; it was logged", id=error_id)
             return "failed", "error", bug.to_json()
 
@@ -257,6 +264,7 @@ class JobRunner:
         if status == "succeeded":
             self.succeeded += 1
             self.recent_costs.append(_cost(data))
+        log.info("generation %s %s", job.job_id, status, extra=generation_line(job, status, data))
         metrics().generations.inc(tags={"status": status})
         metrics().generation_seconds.observe(time.time() - job.created_at, tags={"status": status})
         used = data.get("usage", {}).get("agents", {}) if event == "result" else {}

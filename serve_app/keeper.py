@@ -38,6 +38,7 @@ from serve_app.budget import Budget
 from serve_app.call_demand import CallDemand, Limits
 from serve_app.config import GatewayArgs
 from serve_app.errors import GatewayError, KeeperUnavailableError
+from serve_app.logs import configure_logs
 from serve_app.metrics import metrics
 from serve_app.singleton import cluster_singleton
 from serve_app.supervised import supervise
@@ -69,6 +70,7 @@ class BudgetKeeper:
 
     def __init__(self, args_json: str, redis_url: str | None) -> None:
         args = GatewayArgs.model_validate_json(args_json)
+        configure_logs(args.log_format)
         self._redis_url = redis_url
         # A restarted keeper cannot know what was spent in the last minute: it starts empty.
         restarted = ray.get_runtime_context().was_current_actor_reconstructed

@@ -45,6 +45,8 @@ class JobRecord(BaseModel):
     """Tenant owning the job: any other tenant must get 404 for it."""
     user_id: str
     """End user inside the tenant (the API key when the request named none)."""
+    key_id: str | None = None
+    """Fingerprint of the tenant key that submitted the job (never the key), for logs."""
     page_id: str
     """Page being generated."""
     status: JobStatus = "queued"

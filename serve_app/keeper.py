@@ -36,7 +36,8 @@ from agents.specs import SPEC_BY_NAME
 from serve_app.admission_ledger import AdmissionLedger, Verdict
 from serve_app.budget import Budget
 from serve_app.call_demand import CallDemand, Limits
-from serve_app.config import GatewayArgs
+from serve_app.config import GatewayArgs, read_env
+from serve_app.error_tracking import configure_error_tracking
 from serve_app.errors import GatewayError, KeeperUnavailableError
 from serve_app.logs import configure_logs
 from serve_app.metrics import metrics
@@ -71,6 +72,8 @@ class BudgetKeeper:
     def __init__(self, args_json: str, redis_url: str | None) -> None:
         args = GatewayArgs.model_validate_json(args_json)
         configure_logs(args.log_format)
+        env = read_env()
+        configure_error_tracking(env.sentry_dsn, env.sentry_environment)
         self._redis_url = redis_url
         # A restarted keeper cannot know what was spent in the last minute: it starts empty.
         restarted = ray.get_runtime_context().was_current_actor_reconstructed

@@ -263,7 +263,7 @@ class AgentReplica:
             await self._keeper.release(
                 demand.call_id, demand.pool, _rate_headers(exc.response.headers)
             )
-            await self._refused(demand.pool, params["model"], exc)
+            await self._refused(demand, params["model"], exc)
         except (anthropic.APIConnectionError, httpx2.TransportError) as exc:
             # Timed out or dropped: the API may have counted it, so it stays charged.
             await self._keeper.charge(demand.call_id)
@@ -300,12 +300,21 @@ class AgentReplica:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _refused(self, pool: str, model: str, exc: anthropic.APIStatusError) -> NoReturn:
+    async def _refused(
+        self, demand: CallDemand, model: str, exc: anthropic.APIStatusError
+    ) -> NoReturn:
         """The API answered an error: pause the pool on 429, then retry or give up."""
         metrics().upstream_errors.inc(tags={"model": model, "status": str(exc.status_code)})
         error = f"Claude API answered {exc.status_code}: {exc.message}"
+        context = {
+            "job_id": demand.job_id,
+            "call_id": demand.call_id,
+            "tenant": demand.tenant,
+            "agent": self.agent,
+        }
+        log.warning("Claude API answered %s to %s", exc.status_code, model, extra=context)
         if exc.status_code == 429:
-            await self._keeper.pause(pool, _retry_after(exc.response.headers))
+            await self._keeper.pause(demand.pool, _retry_after(exc.response.headers))
         if exc.status_code not in RETRYABLE:
             raise ClaudeAPIError(error, upstream_status=exc.status_code) from None
         raise _RetryableError(error) from None

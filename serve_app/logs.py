@@ -1,10 +1,11 @@
 """The gateway's logs as one JSON object per line, and the line every generation ends with.
 
 Every ``nocode.*`` logger writes through one handler per process (a replica, the keeper):
-time, level, logger, message, and the context a call passes in ``extra``: job id, tenant,
-key id (the key's fingerprint; never the key), agent and, at a generation's end,
-its outcome, duration, tokens and cost. The user's text is never logged: a line says how
-long the instruction was, not what it said. ``log_format: text`` keeps plain lines.
+time, level, logger, message, and the context a call passes in ``extra``: job id, call id
+(an upstream call's), tenant, key id (the key's fingerprint; never the key), agent and,
+at a generation's end, its outcome, duration, tokens and cost. The user's text is never
+logged: a line says how long the instruction was, not what it said. ``log_format: text``
+keeps plain lines.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from serve_app.store import JobRecord
 LogFormat = Literal["json", "text"]
 CONTEXT = (
     "job_id",
+    "call_id",
     "tenant",
     "key_id",
     "agent",

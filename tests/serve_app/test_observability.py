@@ -14,7 +14,7 @@ import yaml
 
 from agents.samples import landing_page
 from serve_app.metrics import GatewayMetrics
-from tests.serve_app.conftest import Gateway, generate, user
+from tests.serve_app.conftest import Gateway, generate, parse_sse, user
 
 pytestmark = pytest.mark.ray
 
@@ -118,3 +118,26 @@ def test_every_query_names_a_metric_the_running_gateway_exports(gateway: Gateway
     declared = {f"ray_{getattr(GatewayMetrics(), attr)._name}" for attr in FAILURE_COUNTERS}
     live = exported(gateway, referenced - declared)
     assert referenced - declared <= live, sorted(referenced - declared - live)
+
+
+def cost_counted(gateway: Gateway) -> float:
+    text = httpx2.get(gateway.metrics_url, timeout=10).text
+    return sum(
+        float(value)
+        for value in re.findall(r"^ray_nocode_cost_usd_total\{[^}]*\} ([0-9.e+-]+)$", text, re.M)
+    )
+
+
+def test_the_cost_counter_grows_by_what_the_result_says_it_cost(gateway: Gateway) -> None:
+    body = {"instruction": "Create a landing page for a kite shop", "user_id": user()}
+    generate(gateway, "cost-warm", body)  # the counter exists, and earlier calls are in it
+    time.sleep(12)  # Ray exports metrics every few seconds: let the last ones land
+    before = cost_counted(gateway)
+    reply = generate(gateway, "cost", {**body, "instruction": body["instruction"] + " by the sea"})
+    done = [e for e in parse_sse(reply.text) if e[1] == "result"]
+    cost = done[0][2]["usage"]["total"]["cost_usd"]
+    assert cost > 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and cost_counted(gateway) - before < cost - 1e-6:
+        time.sleep(2)
+    assert cost_counted(gateway) - before == pytest.approx(cost, abs=1e-5)

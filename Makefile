@@ -34,7 +34,7 @@ chromium:
 ## ANTHROPIC_API_KEY is set (SERVE_FLAGS=1: with Serve's HAProxy and throughput flags, cluster/README.md)
 run: install
 	$(if $(SERVE_FLAGS),env RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1) \
-	  $(BIN)/serve run serve_config.yaml
+	  $(BIN)/serve run --address local serve_config.yaml
 
 ## sim: the Anthropic API simulator alone on :8787
 sim: install

@@ -48,6 +48,8 @@ from bench.profile import RATE_HZ, Sampler
 from bench.redisproc import redis_server
 from serve_app.agent_pool import CallMeta
 
+WARMUP = 5
+"""Hop samples dropped first each way: connections and caches warming."""
 HUGE = {"rpm": 1_000_000, "itpm": 1_000_000_000, "otpm": 1_000_000_000}
 
 
@@ -80,7 +82,7 @@ async def hop_overhead(base: str, samples: int) -> dict[str, Any]:
             pass
         through.append(time.perf_counter() - started)
     await client.close()
-    d, t = statistics.median(direct[2:]), statistics.median(through[2:])
+    d, t = statistics.median(direct[WARMUP:]), statistics.median(through[WARMUP:])
     return {
         "direct_ms": round(d * 1000, 1),
         "gateway_ms": round(t * 1000, 1),
@@ -287,7 +289,8 @@ def write_report(result: dict[str, Any], samples: int) -> None:
     last = next(iter(hops.values()))["runs"][-1]["streams"]
     body = (
         "**Overhead per agent hop.** One `styles` agent call on a near-instant claude_sim "
-        f"(speed 1000), median of {samples} calls each way (first two dropped): directly "
+        f"(speed 1000), median of {samples - WARMUP} calls each way (after {WARMUP} dropped), "
+        "interleaved: directly "
         "through the SDK, and through the gateway's agent deployment (Serve handle, one "
         "budget acquire, one settle, the agent-call cache in Redis).\n\n"
         + report.table(
@@ -366,7 +369,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--streams", default="1000,3000,5000", help="stream counts, in turn")
     parser.add_argument("--hold", type=float, default=20)
-    parser.add_argument("--samples", type=int, default=22)
+    parser.add_argument("--samples", type=int, default=65)
     parser.add_argument("--modes", default=",".join(MODES), help="Serve configurations")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()

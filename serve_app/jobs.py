@@ -126,7 +126,7 @@ class JobRunner:
                 job.job_id, None, "failed", "error", error.to_json(), self.args.ingress.job_ttl_s
             )
         with contextlib.suppress(KeeperUnavailableError):
-            await self.keeper.finish_job(job.job_id, {})
+            await self.keeper.finish_job(job.job_id, {}, _kind(job))
         with contextlib.suppress(DependencyUnavailableError):
             await self.quotas.give_back(job)
 
@@ -271,8 +271,7 @@ class JobRunner:
         error_s = None
         # The job has ended either way; an unreachable keeper forgets it at its deadline.
         with contextlib.suppress(KeeperUnavailableError):
-            kind = "edit" if job.request.get("page") else "new_page"
-            error_s = await self.keeper.finish_job(job.job_id, used, kind)
+            error_s = await self.keeper.finish_job(job.job_id, used, _kind(job))
         if error_s is not None and event == "result":
             late = "late" if error_s > 0 else "early"
             metrics().estimate_error.observe(abs(error_s), tags={"direction": late})
@@ -445,6 +444,11 @@ def _groups(agents: list[str]) -> list[Group]:
         if group is not None and group not in seen:
             seen.append(group)
     return seen
+
+
+def _kind(job: JobRecord) -> str:
+    """What capacity planning counts the job as: an edit of a page given, or a new page."""
+    return "edit" if job.request.get("page") else "new_page"
 
 
 def _cost(data: dict[str, Any]) -> float:

@@ -132,7 +132,7 @@ class BudgetKeeper:
         return self.ledger.decide(job_id, tenant, user, self._pools_of(agents), priors, bound_s)
 
     def finish_job(
-        self, job_id: str, usage_by_agent: dict[str, dict[str, float]], kind: str = "edit"
+        self, job_id: str, usage_by_agent: dict[str, dict[str, float]], kind: str
     ) -> float | None:
         pools = self._pools_of(list(usage_by_agent))
         self.meter.add(kind, usage_by_pool(usage_by_agent, pools))
@@ -279,7 +279,7 @@ class KeeperClient:
         return cast(Verdict, await self._call("admit", job_id, tenant, user, agents, bound_s))
 
     async def finish_job(
-        self, job_id: str, usage_by_agent: dict[str, dict[str, float]], kind: str = "edit"
+        self, job_id: str, usage_by_agent: dict[str, dict[str, float]], kind: str
     ) -> float | None:
         """The job ended (its usage by agent, empty if it failed; ``kind``: new_page or
         edit); the estimate's error, s."""

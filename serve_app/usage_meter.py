@@ -1,6 +1,6 @@
 """Tokens per generation as generations end, by kind (new page, edit), model pool and limit
 kind: what capacity planning divides the budget by. The keeper holds one meter for the
-cluster; ``/v1/capacity`` shows it.
+cluster, in memory (a restarted keeper counts afresh); ``/v1/capacity`` shows it.
 """
 
 from __future__ import annotations

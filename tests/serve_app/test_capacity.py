@@ -73,14 +73,16 @@ def test_the_meter_sums_by_kind_pool_and_limit_and_counts_cache_writes_as_input(
     assert snap["new_page"]["per_generation"]["haiku"]["requests"] == 1.0
 
 
+def capacity(*flags: str) -> subprocess.CompletedProcess[str]:
+    """``python -m serve_app.capacity`` run from the checkout, as an operator runs it."""
+    command = [sys.executable, "-m", "serve_app.capacity", *flags]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+
+
 def test_the_command_prints_a_tier_table_from_config_alone() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "serve_app.capacity", "--tier", "tier2"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout
+    done = capacity("--tier", "tier2")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     assert out.startswith("## tier2, headroom")
     assert "Binding: " in out
     sonnet_rpm = tier_limits("tier2")["sonnet"].rpm
@@ -88,19 +90,9 @@ def test_the_command_prints_a_tier_table_from_config_alone() -> None:
 
 
 def test_the_command_reads_a_serve_configs_budget_and_refuses_bad_flags() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "serve_app.capacity", "--config", "serve_config.yaml"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout
-    assert out.startswith("## serve_config.yaml: budget tier1")
-    bad = subprocess.run(
-        [sys.executable, "-m", "serve_app.capacity", "--new-share", "2"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    done = capacity("--config", "serve_config.yaml")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("## serve_config.yaml: budget tier1")
+    bad = capacity("--new-share", "2")
     assert bad.returncode == 2
     assert "--new-share is a share" in bad.stderr

@@ -115,7 +115,8 @@ def test_every_query_names_a_metric_the_running_gateway_exports(gateway: Gateway
         for expr in dashboard_queries() + [r["expr"] for r in alert_rules()]
         for name in METRIC.findall(expr)
     }
-    declared = {f"ray_{getattr(GatewayMetrics(), attr)._name}" for attr in FAILURE_COUNTERS}
+    gateway_metrics = GatewayMetrics()
+    declared = {f"ray_{getattr(gateway_metrics, attr)._name}" for attr in FAILURE_COUNTERS}
     live = exported(gateway, referenced - declared)
     assert referenced - declared <= live, sorted(referenced - declared - live)
 
@@ -128,11 +129,23 @@ def cost_counted(gateway: Gateway) -> float:
     )
 
 
+def settled_cost(gateway: Gateway) -> float:
+    """The counter once two reads an export interval apart agree (Ray exports every few
+    seconds, so the last calls' costs may still be on their way)."""
+    last = cost_counted(gateway)
+    for _ in range(20):
+        time.sleep(6)
+        now = cost_counted(gateway)
+        if now == last:
+            return now
+        last = now
+    raise AssertionError("the cost counter never settled")
+
+
 def test_the_cost_counter_grows_by_what_the_result_says_it_cost(gateway: Gateway) -> None:
     body = {"instruction": "Create a landing page for a kite shop", "user_id": user()}
     generate(gateway, "cost-warm", body)  # the counter exists, and earlier calls are in it
-    time.sleep(12)  # Ray exports metrics every few seconds: let the last ones land
-    before = cost_counted(gateway)
+    before = settled_cost(gateway)
     reply = generate(gateway, "cost", {**body, "instruction": body["instruction"] + " by the sea"})
     done = [e for e in parse_sse(reply.text) if e[1] == "result"]
     cost = done[0][2]["usage"]["total"]["cost_usd"]

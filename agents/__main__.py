@@ -1,4 +1,5 @@
-"""Command line: ``python -m agents plan "..."`` and ``python -m agents "..." [--page p.json]``.
+"""Command line: ``python -m agents plan "..."``, ``python -m agents "..." [--page p.json]``
+and ``python -m agents train-planner`` (retrain the planner after editing its rows).
 
 The second runs the whole pipeline in this process. Upstream, in order of precedence:
 ``ANTHROPIC_BASE_URL`` (any Messages API, e.g. ``python -m claude_sim``), the real API when
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 from agents.config import PipelineConfig
 from agents.page import Page
 from agents.pipeline import GenerationRequest, Pipeline
-from agents.planner import GROUPS, Group, plan_instruction
+from agents.planner import GROUPS, Group, plan_instruction, train_shipped_model
 from agents.retrieval import CatalogIndex, RetrievalConfig
 from agents.runner import AgentRunner, sdk_send
 
@@ -78,6 +79,9 @@ async def generate(args: argparse.Namespace, page: Page | None) -> dict[str, Any
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["train-planner"]:
+        train_shipped_model()
+        return
     if argv[:1] == ["plan"]:
         parser = argparse.ArgumentParser(prog="python -m agents plan")
         parser.add_argument("instruction")

@@ -8,13 +8,14 @@ instruction without any hint runs everything.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from agents import planner_lexicon as lex
+from agents import planner_model
 from agents.planner_model import features, shipped
 
 Group = Literal["layout", "components", "events", "styles", "animation"]
@@ -327,27 +328,40 @@ def _lexical(instruction: str) -> tuple[Group, ...]:
     return lexicon_plan(instruction).needs
 
 
+def _asks_new_page(instruction: str) -> bool:
+    return bool(_NEW_PAGE.search(instruction.lower()))
+
+
 def _features(instruction: str) -> list[str]:
     """The learned model's features: the words, and the lexicon's verdicts on them."""
-    verdicts = [*_lexical(instruction), "new" if _NEW_PAGE.search(instruction.lower()) else "edit"]
+    verdicts = [*_lexical(instruction), "new" if _asks_new_page(instruction) else "edit"]
     return features(instruction, verdicts, _stem)
+
+
+def train_shipped_model() -> None:
+    """Train the model on the shipped rows and write it where ``shipped`` finds it."""
+    rows = planner_model.training_rows()
+    model = planner_model.train(rows, _features, _lexical, _asks_new_page)
+    planner_model.save(model, planner_model.rows_digest(rows))
 
 
 def plan_instruction(instruction: str, *, has_page: bool | None = None) -> Plan:
     """The groups an instruction needs: each group the learned model scores at or above
-    its calibrated threshold, or that the lexicon names; everything when neither names any.
+    its calibrated threshold (a new page's or an edit's), or that the lexicon names;
+    everything when neither names any.
 
     has_page=False means the request carries no page (a new page): then layout, components
     and styles are always included. None or True: decide from the wording only.
     """
-    model = shipped(_features, _lexical)
+    model = shipped(_features, _lexical, _asks_new_page)
     feats = _features(instruction)
     probs = model.probabilities(feats)
+    cut = model.thresholds[int(has_page is False or _asks_new_page(instruction))]
     lexical = set(lexicon_plan(instruction, has_page=has_page).needs)
     reasons: dict[Group, str] = {}
     for i, group in enumerate(GROUPS):
-        score = f"score {probs[i]:.2f} vs threshold {model.thresholds[i]:.2f}"
-        if probs[i] >= model.thresholds[i]:
+        score = f"score {probs[i]:.2f} vs threshold {cut[i]:.2f}"
+        if probs[i] >= cut[i]:
             words = ", ".join(model.reasons(feats, i))
             reasons[group] = f"{score}: {words}" if words else score
         elif group in lexical:
@@ -375,15 +389,19 @@ class PlannerReport:
     mistakes: tuple[tuple[str, tuple[str, ...], tuple[Group, ...]], ...]
 
 
-def evaluate(rows: Iterable[tuple[str, Sequence[str]]]) -> PlannerReport:
-    """Plan every (instruction, needed groups) row and score the plans against the labels."""
+def evaluate(
+    rows: Iterable[tuple[str, Sequence[str]]],
+    planner: Callable[[str], Plan] = plan_instruction,
+) -> PlannerReport:
+    """Plan every (instruction, needed groups) row with ``planner`` and score the plans
+    against the labels."""
     n = exact_sets = kept = needed = predicted = calls = 0
     hits: dict[Group, list[int]] = {g: [0, 0] for g in GROUPS}
     mistakes = []
     for instruction, needs in rows:
         if unknown := set(needs) - set(GROUPS):
             raise ValueError(f"unknown groups {sorted(unknown)} for {instruction!r}")
-        plan = plan_instruction(instruction)
+        plan = planner(instruction)
         got, want = set(plan.needs), set(needs)
         n, exact_sets, calls = n + 1, exact_sets + (got == want), calls + len(plan.agents)
         kept, needed, predicted = kept + len(got & want), needed + len(want), predicted + len(got)

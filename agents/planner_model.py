@@ -2,30 +2,35 @@
 
 Features generalise past the words a lexicon lists: stems, stem pairs, character n-grams
 of each word (typos and unseen forms share most of theirs: "animtions", "tiles") and the
-lexicon planner's own verdicts. The model is trained at first use on
-``planner_data/train.jsonl`` (the labelled instructions shipped with the package; a few
-hundred rows, trained in a second or two). A plan is the lexicon's groups plus each group
-the model scores at or above its threshold; the thresholds are set together on
-out-of-fold probabilities of the training rows, as high as they can be while the plans
-keep ``RECALL_TARGET`` of the groups those rows need: a group is added when unsure. No
-test or reported set is ever read here.
+lexicon planner's own verdicts. The model is trained on ``planner_data/train.jsonl`` (the
+labelled instructions shipped with the package) by ``python -m agents train-planner``,
+which writes ``planner_data/model.npz`` with the digest of the rows it learned from; a
+process loads that file, or trains at first use (some seconds) if the rows have changed
+since. A plan is the lexicon's groups plus each group
+the model scores at or above its threshold. There are two sets of thresholds, for new
+pages and for edits (their mistakes differ: a new page always has layout, components and
+styles, an edit's groups vary), set together on out-of-fold probabilities of the
+training rows, as high as they can be while the plans keep ``RECALL_TARGET`` of the groups
+those rows need: a group is added when unsure. No test or reported set is ever read here.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 GROUPS = ("layout", "components", "events", "styles", "animation")
-RECALL_TARGET = 0.995
+RECALL_TARGET = 0.9925
 """Share of the groups the training rows need that the plans keep, out of fold."""
 LEXICON_WEIGHT = 4
 FOLDS = 5
@@ -36,6 +41,10 @@ _WORD = re.compile(r"[a-z0-9#]+")
 Row = tuple[str, Sequence[str]]
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
+
+
+ARTIFACT = Path(__file__).with_name("planner_data") / "model.npz"
+"""Where ``python -m agents train-planner`` writes the trained model, in the source tree."""
 
 
 def training_rows() -> list[Row]:
@@ -61,7 +70,8 @@ def features(text: str, verdicts: Iterable[str], stem: Callable[[str], str]) -> 
 
 @dataclass(frozen=True)
 class GroupModel:
-    """Weights per (feature, group), a bias per group, and each group's threshold."""
+    """Weights per (feature, group), a bias per group, and each group's threshold for an
+    edit (row 0) and for a new page (row 1)."""
 
     vocabulary: dict[str, int]
     weights: Floats
@@ -80,8 +90,12 @@ class GroupModel:
         (``~ton``) and the lexicon's verdicts."""
         present = {f for f in set(feats) if f in self.vocabulary}
         ranked = sorted(present, key=lambda f: -self.weights[self.vocabulary[f], group])
+        # Parts of one- or two-letter words ("a", "~a") explain nothing to a reader.
         readable = dict.fromkeys(
-            _readable(f) for f in ranked if self.weights[self.vocabulary[f], group] > 0
+            text
+            for f in ranked
+            if self.weights[self.vocabulary[f], group] > 0
+            and len((text := _readable(f)).strip("~")) > 2
         )
         return list(readable)[:most]
 
@@ -138,40 +152,43 @@ def out_of_fold(feats: list[list[str]], labels: Floats) -> Floats:
     for fold in range(FOLDS):
         train, held = np.flatnonzero(order != fold), np.flatnonzero(order == fold)
         vocabulary, weights, bias = fit([feats[i] for i in train], labels[train])
-        model = GroupModel(vocabulary, weights, bias, np.zeros(len(GROUPS)))
+        model = GroupModel(vocabulary, weights, bias, np.zeros((2, len(GROUPS))))
         for i in held:
             probs[i] = model.probabilities(feats[i])
     return probs
 
 
-def _kept(probs: Floats, lexical: Bools, cut: Floats) -> Bools:
-    """The plans: the lexicon's groups and those scored at or above their threshold;
-    every group where that names none."""
-    plans = (probs >= cut) | lexical
+def _kept(probs: Floats, lexical: Bools, cut: Floats, contexts: npt.NDArray[np.int_]) -> Bools:
+    """The plans: the lexicon's groups and those scored at or above their context's
+    threshold; every group where that names none."""
+    plans = (probs >= cut[contexts]) | lexical
     plans[~plans.any(axis=1)] = True
     return plans
 
 
-def thresholds(probs: Floats, labels: Floats, lexical: Bools, target: float) -> Floats:
-    """Per-group thresholds over the lexicon's plans: from none (lexicon only), lower the
-    one threshold whose next needed row costs the fewest exact sets per recall gained,
-    until ``target`` of the needed groups are kept."""
+def thresholds(
+    probs: Floats, labels: Floats, lexical: Bools, contexts: npt.NDArray[np.int_], target: float
+) -> Floats:
+    """Thresholds per (context, group) over the lexicon's plans: from none (lexicon only),
+    lower the one threshold whose next needed row costs the fewest exact sets per recall
+    gained, until ``target`` of the needed groups are kept. ``contexts`` is 1 for a row
+    that asks for a new page, else 0."""
     needed = labels == 1
-    cut = np.full(len(GROUPS), 1.01)
+    cut = np.full((2, len(GROUPS)), 1.01)
 
     def score(c: Floats) -> tuple[float, float]:
-        plans = _kept(probs, lexical, c)
+        plans = _kept(probs, lexical, c, contexts)
         return (plans & needed).sum() / needed.sum(), (plans == needed).all(axis=1).mean()
 
     recall, exact = score(cut)
     while recall < target:
         best: tuple[float, Floats, float, float] | None = None
-        for g in range(len(GROUPS)):
-            missed = probs[needed[:, g] & ~lexical[:, g] & (probs[:, g] < cut[g]), g]
-            if not len(missed):
+        for ctx, g in itertools.product(range(2), range(len(GROUPS))):
+            open_ = (contexts == ctx) & needed[:, g] & ~lexical[:, g] & (probs[:, g] < cut[ctx, g])
+            if not open_.any():
                 continue
             trial = cut.copy()
-            trial[g] = missed.max()
+            trial[ctx, g] = probs[open_, g].max()
             r, e = score(trial)
             gain = (r - recall) / (max(exact - e, 0.0) + 1e-4)
             if best is None or gain > best[0]:
@@ -186,19 +203,62 @@ def train(
     rows: Sequence[Row],
     feats_of: Callable[[str], list[str]],
     lexical_of: Callable[[str], Sequence[str]],
+    new_page_of: Callable[[str], bool],
 ) -> GroupModel:
     """The model on ``rows``, its thresholds set out of fold on the same rows."""
     feats = [feats_of(text) for text, _ in rows]
     labels = _labels(rows)
     lexical = np.array([[g in lexical_of(text) for g in GROUPS] for text, _ in rows])
-    cut = thresholds(out_of_fold(feats, labels), labels, lexical, RECALL_TARGET)
+    contexts = np.array([int(new_page_of(text)) for text, _ in rows])
+    cut = thresholds(out_of_fold(feats, labels), labels, lexical, contexts, RECALL_TARGET)
     vocabulary, weights, bias = fit(feats, labels)
     return GroupModel(vocabulary, weights, bias, cut)
 
 
+def rows_digest(rows: Sequence[Row]) -> str:
+    """What a saved model was trained on, to tell a current file from a stale one."""
+    text = json.dumps([[t, list(n)] for t, n in rows], ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def save(model: GroupModel, digest: str, path: Path = ARTIFACT) -> None:
+    """Write ``model`` and the digest of its training rows as one compressed ``.npz``."""
+    np.savez_compressed(
+        path,
+        features=np.array(list(model.vocabulary)),
+        weights=model.weights.astype(np.float32),
+        bias=model.bias,
+        thresholds=model.thresholds,
+        digest=np.array(digest),
+    )
+
+
+def load(path: Path) -> tuple[GroupModel, str]:
+    """A model written by ``save`` and the digest of the rows it was trained on."""
+    with np.load(path, allow_pickle=False) as saved:
+        features = [str(f) for f in saved["features"]]
+        model = GroupModel(
+            vocabulary={f: i for i, f in enumerate(features)},
+            weights=saved["weights"].astype(np.float64),
+            bias=saved["bias"],
+            thresholds=saved["thresholds"],
+        )
+        return model, str(saved["digest"])
+
+
 @functools.cache
 def shipped(
-    feats_of: Callable[[str], list[str]], lexical_of: Callable[[str], Sequence[str]]
+    feats_of: Callable[[str], list[str]],
+    lexical_of: Callable[[str], Sequence[str]],
+    new_page_of: Callable[[str], bool],
 ) -> GroupModel:
-    """The model trained on the shipped rows, once per process."""
-    return train(training_rows(), feats_of, lexical_of)
+    """The model of the shipped rows, once per process: the saved one if it was trained on
+    these rows, else trained now."""
+    rows = training_rows()
+    saved = resources.files("agents") / "planner_data" / ARTIFACT.name
+    if saved.is_file():
+        with resources.as_file(saved) as path:
+            model, digest = load(path)
+        if digest == rows_digest(rows):
+            return model
+    return train(rows, feats_of, lexical_of, new_page_of)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agents.planner import GROUPS, PlannerReport, evaluate
+from agents.planner import GROUPS, PlannerReport, evaluate, lexicon_plan
 from bench import report
 
+BLIND = "test split (blind)"
+LEXICON_ALONE = "test split, lexicon alone"
 SETS = {
-    "test split (blind)": report.ROOT / "tests" / "agents" / "planner_sets" / "test.jsonl",
+    BLIND: report.ROOT / "tests" / "agents" / "planner_sets" / "test2.jsonl",
     "shared dataset": report.ROOT.parent / "shared" / "datasets" / "instructions.jsonl",
     "training rows": report.ROOT / "agents" / "planner_data" / "train.jsonl",
 }
@@ -42,6 +44,8 @@ def mistakes(name: str, result: PlannerReport) -> str:
 
 def main() -> None:
     results = {name: evaluate(rows(path)) for name, path in SETS.items()}
+    # The lexicon alone on the blind split: what the learned half buys and costs.
+    results[LEXICON_ALONE] = evaluate(rows(SETS[BLIND]), lexicon_plan)
     overall = report.table(
         ["set", "instructions", "exact-set accuracy", "recall", "precision", "agent calls saved"],
         [
@@ -67,19 +71,25 @@ def main() -> None:
         "`agents.planner.plan_instruction` decides locally which agent groups an instruction "
         "needs (review always runs): the lexicon planner's groups plus each group a logistic "
         "regression per group (stems, stem pairs, character 3-5-grams and the lexicon's "
-        "verdicts; `agents/planner_model.py`) scores at or above its threshold. The model is "
-        "trained on `agents/planner_data/train.jsonl` (546 instructions: 416 written for it by "
-        "the dataset's labelling rules in many registers, terse, misspelt, non-native, new "
-        "pages and edits, plus the 130 rows of the old held-out set), and the thresholds are "
-        "set together on out-of-fold probabilities of those rows, as high as they can be while "
-        "the plans keep 99.5% of the groups the rows need. The test split "
-        "(`tests/agents/planner_sets/test.jsonl`, 154 instructions) was written and committed "
-        "before the model existed and has never been used to train or tune it: its numbers "
-        "are blind, measured once. The shared dataset was not trained on either, but the "
-        "lexicon was widened on it. Before this planner (lexicon only), the test split gave "
-        "exact-set accuracy 0.727, recall 0.890, 52.8% of calls saved.\n\n"
+        "verdicts; `agents/planner_model.py`) scores at or above its threshold, with one set "
+        "of thresholds for new pages and one for edits. The model is trained on "
+        "`agents/planner_data/train.jsonl` (1,261 instructions written by the dataset's "
+        "labelling rules in many registers: terse, misspelt, non-native, chatty, CSS-like, "
+        "new pages and edits, single and multi-group; among them the old held-out set and the "
+        "first test split, read after its one blind measurement), and the thresholds are set "
+        "on out-of-fold probabilities of those rows, as high as they can be while the plans "
+        "keep 99.25% of the groups the rows need. The test split "
+        "(`tests/agents/planner_sets/test2.jsonl`, 121 instructions written by hand to the "
+        "same rules and in the same range of registers) was committed (7e3e883) before the "
+        "rows and changes of this planner and has never been "
+        "read to train or tune it: its numbers are blind, measured once. The shared dataset "
+        "was not trained on either, but the lexicon was widened on it. On the same blind split "
+        "the planner before these rows and the thresholds per context (commit 4c2a600: 546 "
+        "rows, one set of thresholds; this command run in a worktree of it) gave exact-set "
+        "0.488, recall 0.986, 41.7% of calls saved. The issue's bars are recall 0.99 and "
+        "exact-set 0.90: neither is met on this split.\n\n"
         f"{overall}\n\nRecall per group:\n\n{per_group}\n\n"
-        + "\n\n".join(mistakes(name, r) for name, r in results.items())
+        + "\n\n".join(mistakes(name, r) for name, r in results.items() if name != LEXICON_ALONE)
     )
     report.write_section("planner", "Planner: agent groups from the instruction", body)
     report.save_json(

@@ -328,8 +328,19 @@ def _lexical(instruction: str) -> tuple[Group, ...]:
     return lexicon_plan(instruction).needs
 
 
+LEXICON_SURE = 0.9
+"""The lexicon's confidence from which its plan counts as sure, for the model's context."""
+
+
 def _asks_new_page(instruction: str) -> bool:
     return bool(_NEW_PAGE.search(instruction.lower()))
+
+
+def _context(instruction: str, *, has_page: bool | None = None) -> int:
+    """Which of the model's threshold sets applies (``planner_model.CONTEXTS``)."""
+    new_page = has_page is False or _asks_new_page(instruction)
+    sure = lexicon_plan(instruction, has_page=has_page).confidence >= LEXICON_SURE
+    return 2 * new_page + sure
 
 
 def _features(instruction: str) -> list[str]:
@@ -341,22 +352,23 @@ def _features(instruction: str) -> list[str]:
 def train_shipped_model() -> None:
     """Train the model on the shipped rows and write it where ``shipped`` finds it."""
     rows = planner_model.training_rows()
-    model = planner_model.train(rows, _features, _lexical, _asks_new_page)
+    model = planner_model.train(rows, _features, _lexical, _context)
     planner_model.save(model, planner_model.rows_digest(rows))
 
 
 def plan_instruction(instruction: str, *, has_page: bool | None = None) -> Plan:
     """The groups an instruction needs: each group the learned model scores at or above
-    its calibrated threshold (a new page's or an edit's), or that the lexicon names;
+    its calibrated threshold (the context's: new page or edit, lexicon sure or not), or
+    that the lexicon names;
     everything when neither names any.
 
     has_page=False means the request carries no page (a new page): then layout, components
     and styles are always included. None or True: decide from the wording only.
     """
-    model = shipped(_features, _lexical, _asks_new_page)
+    model = shipped(_features, _lexical, _context)
     feats = _features(instruction)
     probs = model.probabilities(feats)
-    cut = model.thresholds[int(has_page is False or _asks_new_page(instruction))]
+    cut = model.thresholds[_context(instruction, has_page=has_page)]
     lexical = set(lexicon_plan(instruction, has_page=has_page).needs)
     reasons: dict[Group, str] = {}
     for i, group in enumerate(GROUPS):

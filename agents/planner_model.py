@@ -7,9 +7,9 @@ labelled instructions shipped with the package) by ``python -m agents train-plan
 which writes ``planner_data/model.npz`` with the digest of the rows it learned from; a
 process loads that file, or trains at first use (some seconds) if the rows have changed
 since. A plan is the lexicon's groups plus each group
-the model scores at or above its threshold. There are two sets of thresholds, for new
-pages and for edits (their mistakes differ: a new page always has layout, components and
-styles, an edit's groups vary), set together on out-of-fold probabilities of the
+the model scores at or above its threshold. There is a set of thresholds per context
+(``CONTEXTS``: new page or edit, and whether the lexicon is sure of its plan), since the
+mistakes differ between them; they are set together on out-of-fold probabilities of the
 training rows, as high as they can be while the plans keep ``RECALL_TARGET`` of the groups
 those rows need: a group is added when unsure. No test or reported set is ever read here.
 """
@@ -30,13 +30,15 @@ import numpy as np
 import numpy.typing as npt
 
 GROUPS = ("layout", "components", "events", "styles", "animation")
-RECALL_TARGET = 0.9925
+RECALL_TARGET = 0.99
 """Share of the groups the training rows need that the plans keep, out of fold."""
+CONTEXTS = 4
+"""Contexts with thresholds of their own: 2 x (asks for a new page) + (the lexicon is sure)."""
 LEXICON_WEIGHT = 4
 FOLDS = 5
-EPOCHS = 200
+EPOCHS = 600
 RATE = 0.05
-L2 = 1e-4
+L2 = 1e-5
 _WORD = re.compile(r"[a-z0-9#]+")
 Row = tuple[str, Sequence[str]]
 Floats = npt.NDArray[np.float64]
@@ -70,8 +72,8 @@ def features(text: str, verdicts: Iterable[str], stem: Callable[[str], str]) -> 
 
 @dataclass(frozen=True)
 class GroupModel:
-    """Weights per (feature, group), a bias per group, and each group's threshold for an
-    edit (row 0) and for a new page (row 1)."""
+    """Weights per (feature, group), a bias per group, and each group's threshold per
+    context (a row of ``thresholds`` each)."""
 
     vocabulary: dict[str, int]
     weights: Floats
@@ -152,7 +154,7 @@ def out_of_fold(feats: list[list[str]], labels: Floats) -> Floats:
     for fold in range(FOLDS):
         train, held = np.flatnonzero(order != fold), np.flatnonzero(order == fold)
         vocabulary, weights, bias = fit([feats[i] for i in train], labels[train])
-        model = GroupModel(vocabulary, weights, bias, np.zeros((2, len(GROUPS))))
+        model = GroupModel(vocabulary, weights, bias, np.zeros((CONTEXTS, len(GROUPS))))
         for i in held:
             probs[i] = model.probabilities(feats[i])
     return probs
@@ -171,10 +173,10 @@ def thresholds(
 ) -> Floats:
     """Thresholds per (context, group) over the lexicon's plans: from none (lexicon only),
     lower the one threshold whose next needed row costs the fewest exact sets per recall
-    gained, until ``target`` of the needed groups are kept. ``contexts`` is 1 for a row
-    that asks for a new page, else 0."""
+    gained, until ``target`` of the needed groups are kept. ``contexts`` holds each row's
+    context, below ``CONTEXTS``."""
     needed = labels == 1
-    cut = np.full((2, len(GROUPS)), 1.01)
+    cut = np.full((CONTEXTS, len(GROUPS)), 1.01)
 
     def score(c: Floats) -> tuple[float, float]:
         plans = _kept(probs, lexical, c, contexts)
@@ -183,7 +185,7 @@ def thresholds(
     recall, exact = score(cut)
     while recall < target:
         best: tuple[float, Floats, float, float] | None = None
-        for ctx, g in itertools.product(range(2), range(len(GROUPS))):
+        for ctx, g in itertools.product(range(CONTEXTS), range(len(GROUPS))):
             open_ = (contexts == ctx) & needed[:, g] & ~lexical[:, g] & (probs[:, g] < cut[ctx, g])
             if not open_.any():
                 continue
@@ -203,13 +205,13 @@ def train(
     rows: Sequence[Row],
     feats_of: Callable[[str], list[str]],
     lexical_of: Callable[[str], Sequence[str]],
-    new_page_of: Callable[[str], bool],
+    context_of: Callable[[str], int],
 ) -> GroupModel:
     """The model on ``rows``, its thresholds set out of fold on the same rows."""
     feats = [feats_of(text) for text, _ in rows]
     labels = _labels(rows)
     lexical = np.array([[g in lexical_of(text) for g in GROUPS] for text, _ in rows])
-    contexts = np.array([int(new_page_of(text)) for text, _ in rows])
+    contexts = np.array([context_of(text) for text, _ in rows])
     cut = thresholds(out_of_fold(feats, labels), labels, lexical, contexts, RECALL_TARGET)
     vocabulary, weights, bias = fit(feats, labels)
     return GroupModel(vocabulary, weights, bias, cut)
@@ -250,7 +252,7 @@ def load(path: Path) -> tuple[GroupModel, str]:
 def shipped(
     feats_of: Callable[[str], list[str]],
     lexical_of: Callable[[str], Sequence[str]],
-    new_page_of: Callable[[str], bool],
+    context_of: Callable[[str], int],
 ) -> GroupModel:
     """The model of the shipped rows, once per process: the saved one if it was trained on
     these rows, else trained now."""
@@ -261,4 +263,4 @@ def shipped(
             model, digest = load(path)
         if digest == rows_digest(rows):
             return model
-    return train(rows, feats_of, lexical_of, new_page_of)
+    return train(rows, feats_of, lexical_of, context_of)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,8 @@ from agents.planner import ALL_AGENTS, GROUPS, Plan, PlannerReport, evaluate, pl
 from agents.planner_model import RECALL_TARGET, out_of_fold, thresholds, training_rows
 
 DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "instructions.jsonl"
-TEST_SPLIT = Path(__file__).with_name("planner_sets") / "test2.jsonl"
-"""Written and committed (7e3e883) before the planner as shipped; never read to train or tune it."""
+TEST_SPLIT = Path(__file__).with_name("planner_sets") / "test3.jsonl"
+"""Written and committed (74ad592) before the planner as shipped; never read to train or tune it."""
 
 
 def load(path: Path) -> list[tuple[str, list[str]]]:
@@ -30,15 +31,10 @@ def summary(report: PlannerReport) -> str:
     )
 
 
-BLIND_RECALL_FLOOR = 0.98
-"""Below the issue's bar of 0.99, which the planner does not meet on this split (0.986,
-measured once, BENCHMARKS.md): the floor fails the build if the planner drops further."""
-
-
-def test_the_untouched_test_split_keeps_recall_and_savings_above_the_floor() -> None:
+def test_the_untouched_test_split_keeps_recall_and_savings_above_the_bar() -> None:
     report = evaluate(load(TEST_SPLIT))
-    assert report.n >= 120
-    assert report.recall >= BLIND_RECALL_FLOOR, summary(report)
+    assert report.n >= 130
+    assert report.recall >= 0.99, summary(report)
     assert report.agent_calls_saved >= 0.35, summary(report)
 
 
@@ -60,42 +56,57 @@ def test_training_rows_are_many_well_formed_and_apart_from_every_reported_set() 
         assert list(needs) == [g for g in GROUPS if g in needs], text
 
 
-def test_the_thresholds_keep_the_recall_target_out_of_fold_on_the_training_rows() -> None:
-    """The calibration as trained: plans of models that never saw a row keep the target."""
-    rows = training_rows()
+@dataclass(frozen=True)
+class Calibration:
+    """The shipped rows as the trainer sees them, and their out-of-fold probabilities."""
+
+    rows: list[tuple[str, list[str]]]
+    feats: list[list[str]]
+    labels: np.ndarray
+    lexical: np.ndarray
+    contexts: np.ndarray
+    probs: np.ndarray
+
+
+@pytest.fixture(scope="module")
+def calibration() -> Calibration:
+    rows = [(text, list(needs)) for text, needs in training_rows()]
     feats = [planner._features(text) for text, _ in rows]
     labels = np.array([[g in needs for g in GROUPS] for _, needs in rows], dtype=float)
     lexical = np.array([[g in planner._lexical(text) for g in GROUPS] for text, _ in rows])
-    contexts = np.array([int(planner._asks_new_page(text)) for text, _ in rows])
-    probs = out_of_fold(feats, labels)
-    cut = thresholds(probs, labels, lexical, contexts, RECALL_TARGET)
-    plans = (probs >= cut[contexts]) | lexical
+    contexts = np.array([planner._context(text) for text, _ in rows])
+    return Calibration(rows, feats, labels, lexical, contexts, out_of_fold(feats, labels))
+
+
+def test_the_thresholds_keep_the_recall_target_out_of_fold_on_the_training_rows(
+    calibration: Calibration,
+) -> None:
+    """The calibration as trained: plans of models that never saw a row keep the target."""
+    c = calibration
+    cut = thresholds(c.probs, c.labels, c.lexical, c.contexts, RECALL_TARGET)
+    plans = (c.probs >= cut[c.contexts]) | c.lexical
     plans[~plans.any(axis=1)] = True
-    assert (plans & (labels == 1)).sum() / labels.sum() >= RECALL_TARGET
-    looser = thresholds(probs, labels, lexical, contexts, 0.9)
+    assert (plans & (c.labels == 1)).sum() / c.labels.sum() >= RECALL_TARGET
+    looser = thresholds(c.probs, c.labels, c.lexical, c.contexts, 0.9)
     assert (looser >= cut).all()
     assert (looser > cut).any(), "a lower target skips more"
     # A new page's layout, components and styles come from the lexicon, never a threshold.
-    assert (cut[1, [0, 1, 3]] > 1).all()
+    assert (cut[2:][:, [0, 1, 3]] > 1).all()
 
 
-def test_the_saved_model_is_the_one_the_shipped_rows_train() -> None:
+def test_the_saved_model_is_the_one_the_shipped_rows_train(calibration: Calibration) -> None:
     """``planner_data/model.npz`` is what ``python -m agents train-planner`` writes now: a
     change to the rows, the features or the lexicon without retraining fails here."""
-    rows = training_rows()
+    c = calibration
     saved, digest = planner_model.load(planner_model.ARTIFACT)
-    assert digest == planner_model.rows_digest(rows), "run: python -m agents train-planner"
-    fresh = planner_model.train(rows, planner._features, planner._lexical, planner._asks_new_page)
-    assert saved.vocabulary == fresh.vocabulary
-    np.testing.assert_allclose(saved.thresholds, fresh.thresholds)
-    np.testing.assert_allclose(saved.weights, fresh.weights, atol=1e-5)
-    np.testing.assert_allclose(saved.bias, fresh.bias)
-    text = "add a pricing section with a monthly/yearly toggle"
+    assert digest == planner_model.rows_digest(c.rows), "run: python -m agents train-planner"
     np.testing.assert_allclose(
-        saved.probabilities(planner._features(text)),
-        fresh.probabilities(planner._features(text)),
-        atol=1e-5,
+        saved.thresholds, thresholds(c.probs, c.labels, c.lexical, c.contexts, RECALL_TARGET)
     )
+    vocabulary, weights, bias = planner_model.fit(c.feats, c.labels)
+    assert saved.vocabulary == vocabulary
+    np.testing.assert_allclose(saved.weights, weights, atol=1e-5)
+    np.testing.assert_allclose(saved.bias, bias)
 
 
 @pytest.mark.parametrize(

@@ -287,7 +287,7 @@ class JobRunner:
                 started = time.monotonic()
                 async with asyncio.timeout(self.args.ingress.stage_timeout_s):
                     outcome = await self._beating(handle, task, meta)
-                self._count(outcome, time.monotonic() - started)
+                self._count(outcome, meta.tenant, time.monotonic() - started)
                 await self._bill(meta.tenant, outcome)
                 return outcome
             except RayTaskError as exc:
@@ -304,8 +304,9 @@ class JobRunner:
             f"{task.agent} failed {attempts} times", agent=task.agent, retry_after_s=10
         )
 
-    def _count(self, outcome: AgentOutcome, seconds: float) -> None:
-        """A stage's latency, its repairs and what its calls cost, in the metrics."""
+    def _count(self, outcome: AgentOutcome, tenant: str, seconds: float) -> None:
+        """A stage's latency, its repairs and what its calls cost (by tenant: what each
+        integrator's users spend), in the metrics."""
         recorder = metrics()
         recorder.stage_seconds.observe(seconds, tags={"agent": outcome.agent})
         recorder.attempts.inc(tags={"agent": outcome.agent, "reason": "first"})
@@ -315,7 +316,7 @@ class JobRunner:
         for call in outcome.calls:
             price = self.args.pipeline.price_of(call.model)
             if price is not None:
-                recorder.cost.inc(call.cost(price), tags={"model": call.model})
+                recorder.cost.inc(call.cost(price), tags={"model": call.model, "tenant": tenant})
 
     async def _bill(self, tenant: str, outcome: AgentOutcome) -> None:
         """Add a stage's calls to its tenant's usage (best effort: a store outage loses

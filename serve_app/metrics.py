@@ -100,8 +100,8 @@ class GatewayMetrics:
         )
         self.cost = Counter(
             "nocode_cost_usd_total",
-            description="Dollars the API charged, at the configured prices, by model.",
-            tag_keys=("model",),
+            description="Dollars the API charged, at the configured prices, by model and tenant.",
+            tag_keys=("model", "tenant"),
         )
         self.attempts = Counter(
             "nocode_agent_attempts_total",

@@ -36,9 +36,11 @@ TENANT_KEYS = {
     "hooli": "key-hooli-test",
     "umbrella": "key-umbrella-test",
     "wayne": "key-wayne-test",
+    "stark": "key-stark-test",
 }
 """Two tenants, so that tests can look for leaks between them, two with tight quotas, one
-whose usage only one test makes, and the schema fuzzer's (its quota bounds what it runs)."""
+whose usage only one test makes, the schema fuzzer's (its quota bounds what it runs), and
+one whose cost only the cost-counter test makes."""
 QUOTA = {"generations_per_minute": 2}
 """Initech's quota, small enough for a test to reach."""
 FUZZ_QUOTA = {"generations_per_minute": 3, "concurrent_jobs": 2}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import json
 import logging
 import random
@@ -33,7 +32,6 @@ from agents.errors import ClaudeAPIError
 from agents.prompting import Params, build_request
 from agents.runner import AgentOutcome, AgentRunner, MessageJSON
 from agents.specs import SPEC_BY_NAME, path_after
-from claude_facts.tokens import canonical_json
 from serve_app.call_demand import CallDemand
 from serve_app.config import Env, GatewayArgs, read_env
 from serve_app.error_tracking import configure_error_tracking
@@ -41,7 +39,7 @@ from serve_app.errors import StoreUnavailableError
 from serve_app.keeper import KeeperClient, keeper_client
 from serve_app.logs import configure_logs
 from serve_app.metrics import metrics
-from serve_app.prompt_cache import prompt_shape
+from serve_app.prompt_cache import PromptShape, prompt_shape
 from serve_app.store import Store, open_store
 
 log = logging.getLogger("nocode.agents")
@@ -123,17 +121,17 @@ class AgentReplica:
             return await runner.run(task)
 
         params = build_request(SPEC_BY_NAME[self.agent], task, self.args.pipeline)
-        early = self._ask_early(meta, params)
+        shape = prompt_shape(params)
+        early = self._ask_early(meta, params, shape)
         runner = AgentRunner(self.args.pipeline, partial(self._upstream, meta, early))
 
         async def compute() -> dict[str, Any]:
             return (await runner.run(task, params)).to_json()
 
-        digest = hashlib.sha256(canonical_json(params).encode()).hexdigest()
         try:
             value, fresh = await self._store.single_flight(
                 AGENT_CACHE,
-                f"{meta.tenant}:{digest}",
+                f"{meta.tenant}:{shape.identity}",
                 compute,
                 ttl_s=ttl,
                 wait_s=self.args.ingress.stage_timeout_s,
@@ -154,8 +152,8 @@ class AgentReplica:
         metrics().cache_hits.inc(tags={"cache": "agent_call"})
         return dataclasses.replace(outcome, calls=(), duration_s=0.0)
 
-    def _ask_early(self, meta: CallMeta, params: Params) -> _EarlyGrant:
-        demand = self._demand(meta, params, full_output=False)
+    def _ask_early(self, meta: CallMeta, params: Params, shape: PromptShape) -> _EarlyGrant:
+        demand = self._demand(meta, params, full_output=False, shape=shape)
         asked = self._keeper.acquire(demand, self._wait_s(meta.deadline))
         return _EarlyGrant(params, demand, asyncio.ensure_future(asked))
 
@@ -215,8 +213,10 @@ class AgentReplica:
             f"{self.agent}: gave up after {attempts} attempts: {last_error}", upstream_status=None
         )
 
-    def _demand(self, meta: CallMeta, params: Params, full_output: bool) -> CallDemand:
-        shape = prompt_shape(params)
+    def _demand(
+        self, meta: CallMeta, params: Params, full_output: bool, shape: PromptShape | None = None
+    ) -> CallDemand:
+        shape = shape or prompt_shape(params)
         return CallDemand(
             f"{meta.job_id}:{self.agent}:{uuid.uuid4().hex[:12]}",
             self.args.pool_of(params["model"]),

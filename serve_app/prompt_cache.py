@@ -30,16 +30,24 @@ class PromptShape:
     prefixes: tuple[tuple[str, int, float], ...]
     """(hash of the prefix, tokens up to and including its breakpoint, TTL in seconds)."""
     total: int
+    identity: str = ""
+    """Hash of the whole request (its blocks, where each sits, and every other parameter):
+    equal for requests the API would answer alike, so it keys the agent-call cache without
+    encoding the request a second time."""
 
 
 def prompt_shape(params: dict[str, Any]) -> PromptShape:
     """Walk a request in cache order (tools, system, messages), noting every breakpoint."""
     blocks: list[Any] = [*params.get("tools", [])]
+    layout: dict[str, Any] = {"tools": len(blocks)}
     system = params.get("system", [])
     blocks += [system] if isinstance(system, str) else system
+    layout |= {"system": len(blocks), "messages": []}
     for message in params["messages"]:
         content = message["content"]
         blocks += [content] if isinstance(content, str) else content
+        layout["messages"].append([message["role"], len(blocks)])
+    rest = {k: v for k, v in params.items() if k not in ("tools", "system", "messages")}
     digest = hashlib.sha256(params["model"].encode())
     # The API adds a hidden system prompt of a documented size when tools are given.
     choice = (params.get("tool_choice") or {}).get("type", "auto")
@@ -52,7 +60,11 @@ def prompt_shape(params: dict[str, Any]) -> PromptShape:
         marker = block.get("cache_control") if isinstance(block, dict) else None
         if marker:
             prefixes.append((digest.hexdigest(), tokens, TTL_S[marker.get("ttl", "5m")]))
-    return PromptShape(params["model"], tuple(prefixes), tokens + 3 * len(params["messages"]))
+    # JSON values read back unambiguously end to end, so the blocks' hash plus where each
+    # section ends and the other parameters identify the request.
+    digest.update(json.dumps([layout, rest], sort_keys=True).encode())
+    total = tokens + 3 * len(params["messages"])
+    return PromptShape(params["model"], tuple(prefixes), total, digest.hexdigest())
 
 
 @functools.lru_cache(maxsize=4096)

@@ -75,3 +75,26 @@ def test_the_mirror_stays_bounded_and_keeps_what_stays_warm_longest() -> None:
     assert mirror.uncached(oldest, now) == 3000, "the oldest was pruned"
     warm = sum(1 for s in shapes if mirror.uncached(s, now) < 3000)
     assert warm <= MAX_WARM
+
+
+def test_the_identity_tells_apart_every_request_the_api_would_answer_differently() -> None:
+    """The agent-call cache's key: equal for the same request built twice, different when
+    any block, a block's place, a role or any other parameter differs."""
+    base = request("styles", "Make the hero bolder")
+    same = request("styles", "Make the hero bolder")
+    assert prompt_shape(base).identity == prompt_shape(same).identity
+    first = base["messages"][0]
+    variants = [
+        request("styles", "Make the hero bolder!"),
+        {**base, "max_tokens": base["max_tokens"] + 1},
+        {**base, "temperature": 0.5},
+        {**base, "messages": [{**first, "role": "assistant"}, *base["messages"][1:]]},
+        # The same blocks, the last tool moved into the system prompt.
+        {
+            **base,
+            "tools": base["tools"][:-1],
+            "system": [base["tools"][-1], *base["system"]],
+        },
+    ]
+    identities = {prompt_shape(v).identity for v in variants} | {prompt_shape(base).identity}
+    assert len(identities) == len(variants) + 1

@@ -336,16 +336,19 @@ def _asks_new_page(instruction: str) -> bool:
     return bool(_NEW_PAGE.search(instruction.lower()))
 
 
-def _context(instruction: str, *, has_page: bool | None = None) -> int:
-    """Which of the model's threshold sets applies (``planner_model.CONTEXTS``)."""
+def _context(instruction: str, lexicon: Plan | None = None, *, has_page: bool | None = None) -> int:
+    """Which of the model's threshold sets applies (``planner_model.CONTEXTS``);
+    ``lexicon``: the lexicon's plan for the same ``has_page``, if already made."""
+    lexicon = lexicon or lexicon_plan(instruction, has_page=has_page)
     new_page = has_page is False or _asks_new_page(instruction)
-    sure = lexicon_plan(instruction, has_page=has_page).confidence >= LEXICON_SURE
-    return 2 * new_page + sure
+    return 2 * new_page + (lexicon.confidence >= LEXICON_SURE)
 
 
-def _features(instruction: str) -> list[str]:
-    """The learned model's features: the words, and the lexicon's verdicts on them."""
-    verdicts = [*_lexical(instruction), "new" if _asks_new_page(instruction) else "edit"]
+def _features(instruction: str, wording: Plan | None = None) -> list[str]:
+    """The learned model's features: the words, and the lexicon's verdicts on them
+    (``wording``: its plan from the wording alone, if already made)."""
+    needs = (wording or lexicon_plan(instruction)).needs
+    verdicts = [*needs, "new" if _asks_new_page(instruction) else "edit"]
     return features(instruction, verdicts, _stem)
 
 
@@ -359,17 +362,19 @@ def train_shipped_model() -> None:
 def plan_instruction(instruction: str, *, has_page: bool | None = None) -> Plan:
     """The groups an instruction needs: each group the learned model scores at or above
     its calibrated threshold (the context's: new page or edit, lexicon sure or not), or
-    that the lexicon names;
-    everything when neither names any.
+    that the lexicon names; everything when neither names any.
 
     has_page=False means the request carries no page (a new page): then layout, components
     and styles are always included. None or True: decide from the wording only.
     """
     model = shipped(_features, _lexical, _context)
-    feats = _features(instruction)
+    # The lexicon runs once, or twice when has_page=False changes its verdict.
+    wording = lexicon_plan(instruction)
+    given = wording if has_page is not False else lexicon_plan(instruction, has_page=False)
+    feats = _features(instruction, wording)
     probs = model.probabilities(feats)
-    cut = model.thresholds[_context(instruction, has_page=has_page)]
-    lexical = set(lexicon_plan(instruction, has_page=has_page).needs)
+    cut = model.thresholds[_context(instruction, given, has_page=has_page)]
+    lexical = set(given.needs)
     reasons: dict[Group, str] = {}
     for i, group in enumerate(GROUPS):
         score = f"score {probs[i]:.2f} vs threshold {cut[i]:.2f}"

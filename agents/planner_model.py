@@ -5,9 +5,9 @@ of each word (typos and unseen forms share most of theirs: "animtions", "tiles")
 lexicon planner's own verdicts. The model is trained on ``planner_data/train.jsonl`` (the
 labelled instructions shipped with the package) by ``python -m agents train-planner``,
 which writes ``planner_data/model.npz`` with the digest of the rows it learned from; a
-process loads that file, or trains at first use (some seconds) if the rows have changed
-since. A plan is the lexicon's groups plus each group
-the model scores at or above its threshold. There is a set of thresholds per context
+process loads that file, or trains at first use (about a minute) if the rows have
+changed since. A plan is the lexicon's groups plus each group the model scores at or above
+its threshold. There is a set of thresholds per context
 (``CONTEXTS``: new page or edit, and whether the lexicon is sure of its plan), since the
 mistakes differ between them; they are set together on out-of-fold probabilities of the
 training rows, as high as they can be while the plans keep ``RECALL_TARGET`` of the groups
@@ -91,7 +91,9 @@ class GroupModel:
         """What pushed ``group`` up the most, readable: words, word pairs, parts of words
         (``~ton``) and the lexicon's verdicts."""
         present = {f for f in set(feats) if f in self.vocabulary}
-        ranked = sorted(present, key=lambda f: -self.weights[self.vocabulary[f], group])
+        # Ties (parts of words that always come together) by name, so that the same
+        # instruction is explained alike in every process, whatever its hash seed.
+        ranked = sorted(present, key=lambda f: (-self.weights[self.vocabulary[f], group], f))
         # Parts of one- or two-letter words ("a", "~a") explain nothing to a reader.
         readable = dict.fromkeys(
             text

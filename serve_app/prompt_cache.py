@@ -30,7 +30,7 @@ class PromptShape:
     prefixes: tuple[tuple[str, int, float], ...]
     """(hash of the prefix, tokens up to and including its breakpoint, TTL in seconds)."""
     total: int
-    identity: str = ""
+    identity: str
     """Hash of the whole request (its blocks, where each sits, and every other parameter):
     equal for requests the API would answer alike, so it keys the agent-call cache without
     encoding the request a second time."""

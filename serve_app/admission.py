@@ -10,6 +10,7 @@ is it admitted, and its estimate travels in its ``accepted`` event.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import uuid
@@ -77,7 +78,9 @@ class Admission:
         self, tenant: str, page_id: str, body: dict[str, Any], key_id: str | None = None
     ) -> Decision:
         """Attach, replay or admit ``body`` (the generate body as JSON), or raise a 429."""
-        job, plan = self._new_job(tenant, page_id, body, key_id)
+        # Planning runs a sentence encoder (about 10 ms for new wording): off the event loop,
+        # so that streams and refusals do not wait behind it.
+        job, plan = await asyncio.to_thread(self._new_job, tenant, page_id, body, key_id)
         key = job.dedup_key or ""
         bound = await self._store.claim_dedup(key, job.job_id, self._args.ingress.job_deadline_s)
         if bound is not None and (existing := await self._store.get_job(bound)):

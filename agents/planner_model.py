@@ -87,7 +87,8 @@ def calibration_rows() -> list[Row]:
 
 def features(text: str, verdicts: Iterable[str], stem: Callable[[str], str]) -> list[str]:
     """The instruction's features: stems, stem pairs, character 3-5-grams, and the lexicon
-    planner's ``verdicts`` (its groups, and whether it saw a new page)."""
+    planner's ``verdicts`` (the groups it names, or that it found nothing or only vague
+    wording, and whether it saw a new page)."""
     words = [
         stem(w) if w.isalpha() else ("#num" if w.isdigit() else w)
         for w in _WORD.findall(text.lower().replace("'", ""))

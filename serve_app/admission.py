@@ -22,7 +22,7 @@ from agents.planner import Plan
 from serve_app.config import GatewayArgs
 from serve_app.errors import QueueFullError, RateLimitedError
 from serve_app.job_keys import RESULT_CACHE, dedup_key, result_key, to_request
-from serve_app.keeper import KeeperClient
+from serve_app.keeper_client import KeeperClient
 from serve_app.metrics import metrics
 from serve_app.store import JobRecord, Store
 from serve_app.tenant_quota import TenantQuotas

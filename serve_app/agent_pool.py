@@ -1,7 +1,8 @@
 """One generic agent deployment, bound once per agent: calls Claude under the global budget.
 
 Each replica holds an ``AsyncAnthropic`` with ``max_retries=0``: the gateway decides
-retries. Every upstream call acquires budget first: the input after the prompt prefixes
+retries. Every upstream call acquires budget first (from the replica's lease while its pool
+is uncontended, else from the keeper): the input after the prompt prefixes
 known to be cached, ``max_tokens`` right-sized from this agent's answers (an answer cut
 short is asked again in full). It then settles, in the same round trip to the keeper, with
 the usage the API reported and the API's rate-limit headers, and on a 429 pauses the pool
@@ -36,10 +37,11 @@ from serve_app.call_demand import CallDemand
 from serve_app.config import Env, GatewayArgs, read_env
 from serve_app.error_tracking import configure_error_tracking
 from serve_app.errors import StoreUnavailableError
-from serve_app.keeper import KeeperClient, keeper_client
+from serve_app.keeper_client import KeeperClient, keeper_client
 from serve_app.logs import configure_logs
 from serve_app.metrics import metrics
 from serve_app.prompt_cache import PromptShape, prompt_shape
+from serve_app.replica_budget import ReplicaBudget
 from serve_app.store import Store, open_store
 
 log = logging.getLogger("nocode.agents")
@@ -101,6 +103,7 @@ class AgentReplica:
         self._keeper = keeper or keeper_client(self.args, redis_url)
         self._store = store or open_store(redis_url, scope="cluster")
         self._background: set[asyncio.Future[None]] = set()
+        self._budget = ReplicaBudget(self._keeper, self._in_background)
 
     async def ping(self) -> str:
         """Readiness: this replica answers."""
@@ -154,7 +157,7 @@ class AgentReplica:
 
     def _ask_early(self, meta: CallMeta, params: Params, shape: PromptShape) -> _EarlyGrant:
         demand = self._demand(meta, params, full_output=False, shape=shape)
-        asked = self._keeper.acquire(demand, self._wait_s(meta.deadline))
+        asked = self._budget.acquire(demand, self._wait_s(meta.deadline))
         return _EarlyGrant(params, demand, asyncio.ensure_future(asked))
 
     def _give_back(self, early: _EarlyGrant) -> None:
@@ -164,7 +167,7 @@ class AgentReplica:
         if not early.granted.done():
             early.granted.cancel()  # the keeper's client refunds a grant made meanwhile
         elif not early.granted.cancelled() and early.granted.exception() is None:
-            self._in_background(self._keeper.release(early.demand.call_id, early.demand.pool))
+            self._in_background(self._budget.release(early.demand.call_id, early.demand.pool))
 
     async def run_beating(self, task: Any, meta: CallMeta) -> AsyncIterator[AgentOutcome | None]:
         """``run``, streamed: ``None`` every ``beat_s`` while it works, then the outcome.
@@ -251,7 +254,7 @@ class AgentReplica:
         """One upstream attempt under budget (``asked``: its grant, already asked for):
         the answer (None when the bound cut it) and the usage the API reported."""
         waited = time.monotonic()
-        granted = await (asked or self._keeper.acquire(demand, self._wait_s(deadline)))
+        granted = await (asked or self._budget.acquire(demand, self._wait_s(deadline)))
         metrics().budget_wait.observe(time.monotonic() - waited, tags={"pool": demand.pool})
         try:
             raw = await self._client.messages.with_raw_response.create(
@@ -260,18 +263,18 @@ class AgentReplica:
             message = await raw.parse()
         except anthropic.APIStatusError as exc:
             # An error reply is not billed; its rate-limit headers still tell the truth.
-            await self._keeper.release(
+            await self._budget.release(
                 demand.call_id, demand.pool, _rate_headers(exc.response.headers)
             )
             await self._refused(demand, params["model"], exc)
         except (anthropic.APIConnectionError, httpx2.TransportError) as exc:
             # Timed out or dropped: the API may have counted it, so it stays charged.
-            await self._keeper.charge(demand.call_id)
+            await self._budget.charge(demand.call_id)
             raise _RetryableError(f"Claude API unreachable: {type(exc).__name__}") from None
         except BaseException:
             # Cancelled mid-call, or an answer that could not be read: charged, in the
             # background if this task is being cancelled.
-            self._in_background(self._keeper.charge(demand.call_id))
+            self._in_background(self._budget.charge(demand.call_id))
             raise
         usage = message.usage
         truncated = message.stop_reason == "max_tokens" and granted < params["max_tokens"]
@@ -284,7 +287,7 @@ class AgentReplica:
         # Not awaited: the answer need not wait for the keeper to note it. Until the keeper
         # has, the call's whole reservation stays charged, which errs on the safe side.
         self._in_background(
-            self._keeper.settle(
+            self._budget.settle(
                 demand.call_id, spent, truncated, demand.pool, _rate_headers(raw.headers)
             )
         )
@@ -314,7 +317,7 @@ class AgentReplica:
         }
         log.warning("Claude API answered %s to %s", exc.status_code, model, extra=context)
         if exc.status_code == 429:
-            await self._keeper.pause(demand.pool, _retry_after(exc.response.headers))
+            await self._budget.pause(demand.pool, _retry_after(exc.response.headers))
         if exc.status_code not in RETRYABLE:
             raise ClaudeAPIError(error, upstream_status=exc.status_code) from None
         raise _RetryableError(error) from None

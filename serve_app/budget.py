@@ -12,7 +12,8 @@ tenants by weighted fair share, then the oldest admitted job first. The head of 
 waits for the bucket that is short instead of letting smaller calls overtake it forever.
 Every wait has a deadline, after which the caller gets ``BudgetTimeoutError``. Remaining
 counts the API reports (other clients may share the key) only ever lower the buckets, and
-a 429 pauses the whole pool for ``retry-after``.
+a 429 pauses the whole pool for ``retry-after``. While a pool is uncontended a grant may
+come with a lease for the asking replica to grant more calls from itself (``budget_lease``).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
+from serve_app.budget_lease import Lease, LeaseBook, LeasePolicy, conservative_input
+from serve_app.budget_pool import HISTORY_S, Bucket, PoolState, forget_before, remember
 from serve_app.call_demand import KINDS, CallDemand, Limits
 from serve_app.errors import BudgetTimeoutError, CancelledError
 from serve_app.fair_queue import FairQueue, QueuedCall
@@ -40,53 +42,6 @@ HEADER_OF = {
 TOKEN_HEADER_ROUNDING = 1000
 
 
-@dataclass
-class _Bucket:
-    capacity: float
-    level: float
-    updated: float
-
-    @property
-    def rate(self) -> float:
-        return self.capacity / 60.0
-
-    def refill(self, now: float) -> float:
-        if now > self.updated:
-            self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
-            self.updated = now
-        return self.level
-
-    def wait_for(self, amount: float, now: float) -> float:
-        missing = min(amount, self.capacity) - self.refill(now)
-        return max(0.0, missing / self.rate)
-
-
-@dataclass
-class _Pool:
-    limits: Limits
-    buckets: dict[str, _Bucket]
-    queue: FairQueue
-    paused_until: float = 0.0
-    timer: asyncio.TimerHandle | None = None
-    history: deque[tuple[float, float, float, float]] = field(default_factory=deque)
-    """(time, requests, input tokens, output tokens) settled in the last ``HISTORY_S``:
-    what utilisation is measured on."""
-
-
-HISTORY_S = 300.0
-"""The longest utilisation window reported; older history is dropped as calls settle."""
-
-
-def _remember(pool: _Pool, row: tuple[float, float, float, float]) -> None:
-    pool.history.append(row)
-    _forget_before(pool, row[0] - HISTORY_S)
-
-
-def _forget_before(pool: _Pool, cutoff: float) -> None:
-    while pool.history and pool.history[0][0] < cutoff:
-        pool.history.popleft()
-
-
 class Budget:
     """All pools of one organisation's Claude budget, in one event loop."""
 
@@ -96,14 +51,15 @@ class Budget:
         *,
         start_full: bool = True,
         weights: Mapping[str, float] | None = None,
+        lease_policy: LeasePolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
         now = clock()
         self._pools = {
-            name: _Pool(
+            name: PoolState(
                 lim,
-                {k: _Bucket(lim.of(k), lim.of(k) if start_full else 0.0, now) for k in KINDS},
+                {k: Bucket(lim.of(k), lim.of(k) if start_full else 0.0, now) for k in KINDS},
                 FairQueue(partial(CallDemand.share_of, limits=lim), weights),
             )
             for name, lim in limits.items()
@@ -114,6 +70,7 @@ class Budget:
         self.output_bound = OutputBound()
         self.mirror = PromptCacheMirror()
         self.tokens = TokenScale()
+        self.leases = LeaseBook(lease_policy or LeasePolicy())
         self.grants_total = 0
 
     @property
@@ -121,7 +78,7 @@ class Budget:
         """Grants whose calls have not been settled, released or charged yet."""
         return len(self._granted)
 
-    def pool(self, name: str) -> _Pool:
+    def pool(self, name: str) -> PoolState:
         if name not in self._pools:
             raise KeyError(f"no budget for model pool {name!r}; pools: {sorted(self._pools)}")
         return self._pools[name]
@@ -164,6 +121,63 @@ class Budget:
             raise
         return output
 
+    def lease(self, demand: CallDemand) -> Lease | None:
+        """Room for more calls like ``demand`` (just granted) for its replica to grant
+        itself, debited now; None unless its pool is uncontended (see ``budget_lease``)."""
+        pool = self.pool(demand.pool)
+        now = self._clock()
+        if len(pool.queue) or pool.paused_until > now:
+            return None
+        scale = self.tokens.scale(demand.shape.model) if demand.shape else 1.0
+        bound = self.output_bound.bound(demand.tag, demand.output_tokens)
+        output = demand.output_tokens if demand.full_output else bound
+        per_call = {
+            "requests": 1.0,
+            "input_tokens": float(conservative_input(demand, scale)),
+            "output_tokens": float(output),
+        }
+        levels = {k: pool.buckets[k].refill(now) for k in KINDS}
+        calls = self.leases.size(pool.limits, levels, per_call)
+        if not calls:
+            return None
+        for kind in KINDS:
+            pool.buckets[kind].level -= calls * per_call[kind]
+        return Lease(
+            self.leases.open(demand.pool, now),
+            demand.pool,
+            demand.tag,
+            requests=calls,
+            input_tokens=calls * int(per_call["input_tokens"]),
+            output_tokens=calls * output,
+            expires_in_s=self.leases.policy.lease_s,
+            output_cap=bound if bound < demand.output_tokens else None,
+            token_scale=scale,
+        )
+
+    def adopt(self, lease_id: str, demand: CallDemand) -> None:
+        """Make a call its replica granted from lease ``lease_id`` a grant, so that it
+        settles, is released or charged like any other; once per call, and only under a
+        lease this keeper knows (what it reserved was debited with the lease)."""
+        if self.leases.adopt(lease_id, demand.call_id):
+            self._granted[demand.call_id] = demand
+            self._granted_at[demand.call_id] = self._clock()
+
+    def return_lease(self, lease_id: str, left: Mapping[str, float]) -> None:
+        """Refund what a lease's replica did not grant (once; nothing for a lease unknown)."""
+        name = self.leases.give_back(lease_id)
+        if name is None:
+            return
+        self._refund(name, left)
+
+    def _refund(self, name: str, amounts: Mapping[str, float]) -> None:
+        pool = self.pool(name)
+        now = self._clock()
+        for kind in KINDS:
+            bucket = pool.buckets[kind]
+            bucket.refill(now)
+            bucket.level = min(bucket.capacity, bucket.level + amounts.get(kind, 0.0))
+        self._pump(name)
+
     def _input_reservation(self, demand: CallDemand) -> int:
         if demand.shape is None:
             return demand.input_tokens
@@ -204,7 +218,7 @@ class Budget:
             bucket = pool.buckets[kind]
             bucket.refill(now)
             bucket.level = min(bucket.capacity, bucket.level + demand.amount(kind) - actual)
-        _remember(pool, (now, 1.0, float(input_tokens), float(output_tokens)))
+        remember(pool, (now, 1.0, float(input_tokens), float(output_tokens)))
         self._pump(demand.pool)
         return demand
 
@@ -220,12 +234,13 @@ class Budget:
         if demand is None:
             return
         requests, input_tokens, output_tokens = (demand.amount(kind) for kind in KINDS)
-        _remember(self.pool(demand.pool), (self._clock(), requests, input_tokens, output_tokens))
+        remember(self.pool(demand.pool), (self._clock(), requests, input_tokens, output_tokens))
 
     def sweep_grants(self, older_than_s: float) -> int:
         """Charge the grants nobody settled or released within ``older_than_s`` (their
         replica died mid-call); returns how many."""
         cutoff = self._clock() - older_than_s
+        self.leases.sweep(cutoff)
         stale = [call_id for call_id, at in self._granted_at.items() if at < cutoff]
         for call_id in stale:
             self.charge(call_id)
@@ -234,15 +249,8 @@ class Budget:
     def release(self, call_id: str) -> None:
         """Refund everything of a grant whose call was never sent."""
         demand = self._take_grant(call_id)
-        if demand is None:
-            return
-        pool = self.pool(demand.pool)
-        now = self._clock()
-        for kind in KINDS:
-            bucket = pool.buckets[kind]
-            bucket.refill(now)
-            bucket.level = min(bucket.capacity, bucket.level + demand.amount(kind))
-        self._pump(demand.pool)
+        if demand is not None:
+            self._refund(demand.pool, {kind: demand.amount(kind) for kind in KINDS})
 
     def cancel_job(self, job_id: str) -> int:
         """Fail the waiting calls of a cancelled job; returns how many there were."""
@@ -308,7 +316,7 @@ class Budget:
         now = self._clock()
         out: dict[str, Any] = {}
         for name, pool in self._pools.items():
-            _forget_before(pool, now - HISTORY_S)
+            forget_before(pool, now - HISTORY_S)
             used = {}
             for window in (60, 300):
                 rows = [h for h in pool.history if h[0] >= now - window]

@@ -56,6 +56,17 @@ class BudgetArgs(_Args):
         description="Share of the budget per tenant when tenants compete, relative to the "
         "others (tenants not named weigh 1).",
     )
+    lease_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=0.25,
+        description="While a pool has nobody waiting and its buckets are at least half "
+        "full, a replica may be leased up to this share of each limit to grant its next "
+        "calls without a keeper round trip; 0 sends every call through the keeper.",
+    )
+    lease_s: float = Field(
+        default=2.0, gt=0, le=30, description="How long a lease may be granted from."
+    )
     admission_max_wait_s: float = Field(
         default=60.0,
         gt=0,

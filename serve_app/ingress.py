@@ -42,7 +42,7 @@ from serve_app.errors import AuthenticationError, NotFoundError
 from serve_app.event_feed import EventFeeds
 from serve_app.job_keys import CANCELS
 from serve_app.jobs import JobRunner
-from serve_app.keeper import keeper_client
+from serve_app.keeper_client import keeper_client
 from serve_app.logs import configure_logs
 from serve_app.playground import CSP, asset
 from serve_app.store import TERMINAL, JobRecord, open_store

@@ -40,7 +40,7 @@ from serve_app.errors import (
 )
 from serve_app.job_keys import CANCELS, RESULT_CACHE, result_key, to_request
 from serve_app.job_log import JobLog, JobLostError
-from serve_app.keeper import KeeperClient
+from serve_app.keeper_client import KeeperClient
 from serve_app.logs import generation_line
 from serve_app.metrics import metrics
 from serve_app.store import Fence, JobRecord, JobStatus, Store

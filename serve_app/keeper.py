@@ -1,13 +1,17 @@
-"""The budget keeper: one named Ray actor per cluster that owns the Claude budget, and its client.
+"""The budget keeper: one named Ray actor per cluster that owns the Claude budget.
 
 The protocol, as every agent replica speaks it through ``KeeperClient``:
 
     admit(job_id, tenant, user, agents, bound_s) -> Verdict   admission, from all tenants' work
     finish_job(job_id, usage_by_agent, kind)   the job ended: learn, meter, stop counting it
     acquire(demand, timeout_s) -> max_tokens   wait for budget; BudgetTimeoutError past it
-    settle(call_id, usage, truncated, pool, headers)   the API answered: charge what it
-                                               reported, lower the buckets to its headers
-    release(call_id, pool, headers)            the call was never answered: refund it all
+    acquire_leasing(demand, timeout_s) -> (max_tokens, Lease | None)   and a lease with it
+                                               while the pool is uncontended
+    return_lease(lease_id, left)               refund what a lease did not grant
+    settle(call_id, usage, truncated, pool, headers, leased)   the API answered: charge
+                                               what it reported, lower the buckets to its
+                                               headers (``leased``: adopt a leased call)
+    release(call_id, pool, headers, leased)    the call was never answered: refund it all
     pause(pool, seconds)                       the API said 429: grant nothing for a while
     cancel_job(job_id), job_queue(job_id), snapshot(), ready()
 
@@ -26,22 +30,20 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any, cast
+from typing import Any
 
 import ray
 import redis.asyncio as redis
-from ray.exceptions import RayError, RayTaskError
 
 from agents.specs import SPEC_BY_NAME
 from serve_app.admission_ledger import AdmissionLedger, Verdict
 from serve_app.budget import Budget
+from serve_app.budget_lease import Lease, LeasedCall, LeasePolicy
 from serve_app.call_demand import CallDemand, Limits
 from serve_app.config import GatewayArgs, read_env
 from serve_app.error_tracking import configure_error_tracking
-from serve_app.errors import GatewayError, KeeperUnavailableError
 from serve_app.logs import configure_logs
 from serve_app.metrics import metrics
-from serve_app.singleton import cluster_singleton
 from serve_app.supervised import supervise
 from serve_app.usage_meter import UsageMeter, usage_by_pool
 
@@ -49,12 +51,10 @@ log = logging.getLogger("nocode.keeper")
 KEEPER_NAME = "nocode-budget-keeper"
 LEVELS_KEY = "nocode:budget:levels"
 PRIOR_INPUT_TOKENS = 1_500
+"""Uncached input (and cache writes) a call is assumed to need before any was seen."""
 GRANT_SWEEP_S = 30.0
 GAUGE_EVERY_S = 5.0
 """How often the budget's gauges are published."""
-RESTART_POLL_S = 2.0
-"""Longest pause between tries of an acquire while the keeper restarts."""
-"""Uncached input (and cache writes) a call is assumed to need before any was seen."""
 
 
 def budget_limits(args: GatewayArgs) -> dict[str, Limits]:
@@ -82,6 +82,7 @@ class BudgetKeeper:
             budget_limits(args),
             start_full=args.budget.start_full and not restarted,
             weights=args.budget.tenant_weights,
+            lease_policy=LeasePolicy(args.budget.lease_share, args.budget.lease_s),
         )
         self.ledger = AdmissionLedger(
             budget_limits(args),
@@ -141,6 +142,16 @@ class BudgetKeeper:
     async def acquire(self, demand: CallDemand, timeout_s: float) -> int:
         return await self.budget.acquire(demand, timeout_s=timeout_s)
 
+    async def acquire_leasing(
+        self, demand: CallDemand, timeout_s: float
+    ) -> tuple[int, Lease | None]:
+        """``acquire``, and a lease for more calls like it while the pool is uncontended."""
+        granted = await self.budget.acquire(demand, timeout_s=timeout_s)
+        return granted, self.budget.lease(demand)
+
+    def return_lease(self, lease_id: str, left: dict[str, float]) -> None:
+        self.budget.return_lease(lease_id, left)
+
     def settle(
         self,
         call_id: str,
@@ -148,9 +159,12 @@ class BudgetKeeper:
         truncated: bool = False,
         pool: str = "",
         headers: dict[str, str] | None = None,
+        leased: LeasedCall | None = None,
     ) -> None:
         """Charge a call what the API reported, then read its rate-limit headers: one round
-        trip for both, since every answered call has both."""
+        trip for both, since every answered call has both. A call granted from a lease is
+        adopted first."""
+        self._adopt(leased)
         written = usage.get("cache_creation_input_tokens", 0)
         demand = self.budget.settle(
             call_id,
@@ -197,13 +211,25 @@ class BudgetKeeper:
             if a in SPEC_BY_NAME
         }
 
-    def release(self, call_id: str, pool: str = "", headers: dict[str, str] | None = None) -> None:
+    def release(
+        self,
+        call_id: str,
+        pool: str = "",
+        headers: dict[str, str] | None = None,
+        leased: LeasedCall | None = None,
+    ) -> None:
+        self._adopt(leased)
         self.budget.release(call_id)
         if pool and headers:
             self.budget.observe(pool, headers)
 
-    def charge(self, call_id: str) -> None:
+    def charge(self, call_id: str, leased: LeasedCall | None = None) -> None:
+        self._adopt(leased)
         self.budget.charge(call_id)
+
+    def _adopt(self, leased: LeasedCall | None) -> None:
+        if leased is not None:
+            self.budget.adopt(leased.lease_id, leased.demand)
 
     def pause(self, pool: str, seconds: float) -> None:
         self.budget.pause(pool, seconds)
@@ -219,6 +245,7 @@ class BudgetKeeper:
             "pools": self.budget.snapshot(),
             "grants_total": self.budget.grants_total,
             "grants_open": self.budget.grants_open,
+            "leases_out": self.budget.leases.out,
             "tenants": self.ledger.snapshot(),
             "usage_per_generation": self.meter.snapshot(),
         }
@@ -246,121 +273,3 @@ class BudgetKeeper:
                 await client.set(LEVELS_KEY, json.dumps(payload), ex=600)
             except (OSError, redis.RedisError):
                 log.warning("could not save budget levels to Redis; will retry")
-
-
-class KeeperClient:
-    """The keeper's protocol, typed, over its actor handle; unreachable means 503."""
-
-    def __init__(self, actor: Any) -> None:
-        self.actor = actor
-
-    async def _call(self, method: str, *args: Any) -> Any:
-        return await self._result(getattr(self.actor, method).remote(*args))
-
-    async def _result(self, ref: Any) -> Any:
-        try:
-            return await ref
-        except RayTaskError as exc:
-            if isinstance(exc.cause, GatewayError):
-                raise exc.cause from None
-            raise
-        except RayError as exc:
-            raise KeeperUnavailableError(
-                f"the budget keeper is unavailable: {type(exc).__name__}"
-            ) from exc
-
-    async def ready(self) -> dict[str, Any]:
-        return cast(dict[str, Any], await self._call("ready"))
-
-    async def admit(
-        self, job_id: str, tenant: str, user: str, agents: list[str], bound_s: float
-    ) -> Verdict:
-        """Whether the job fits within ``bound_s``, its estimate, or when to come back."""
-        return cast(Verdict, await self._call("admit", job_id, tenant, user, agents, bound_s))
-
-    async def finish_job(
-        self, job_id: str, usage_by_agent: dict[str, dict[str, float]], kind: str
-    ) -> float | None:
-        """The job ended (its usage by agent, empty if it failed; ``kind``: new_page or
-        edit); the estimate's error, s."""
-        return cast(float | None, await self._call("finish_job", job_id, usage_by_agent, kind))
-
-    async def acquire(self, demand: CallDemand, timeout_s: float) -> int:
-        """The ``max_tokens`` to send once budget is granted; ``BudgetTimeoutError`` if not.
-
-        A keeper that died restarts on its own (its levels come back from Redis), so an
-        acquire that finds it down tries again until ``timeout_s``: a keeper restart slows
-        a call, it does not fail its generation. A caller cancelled while it waits leaves
-        the keeper's queue (Ray cancels the keeper's coroutine), and a grant made
-        meanwhile is refunded: nothing was sent.
-        """
-        give_up = time.monotonic() + timeout_s
-        delay = 0.25
-        while True:
-            try:
-                return await self._acquire_once(demand, max(1.0, give_up - time.monotonic()))
-            except KeeperUnavailableError:
-                metrics().keeper_unreachable.inc(tags={"call": "acquire"})
-                if time.monotonic() + delay > give_up:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, RESTART_POLL_S)
-
-    async def _acquire_once(self, demand: CallDemand, timeout_s: float) -> int:
-        ref = self.actor.acquire.remote(demand, timeout_s)
-        try:
-            return cast(int, await self._result(ref))
-        except asyncio.CancelledError:
-            ray.cancel(ref)
-            self.actor.release.remote(demand.call_id)  # not awaited: we are being cancelled
-            raise
-
-    async def _report(self, method: str, *args: Any) -> None:
-        """Tell the keeper how a granted call ended. A keeper that died meanwhile lost the
-        grant with it (and restarts from saved levels), so there is nothing to retry."""
-        try:
-            await self._call(method, *args)
-        except KeeperUnavailableError as exc:
-            metrics().keeper_unreachable.inc(tags={"call": method})
-            log.warning("budget keeper unreachable for %s: %s", method, exc)
-
-    async def settle(
-        self,
-        call_id: str,
-        usage: dict[str, int],
-        truncated: bool,
-        pool: str = "",
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        """Charge an answered call what it used, and correct ``pool``'s buckets from its
-        rate-limit headers."""
-        await self._report("settle", call_id, usage, truncated, pool, headers)
-
-    async def release(
-        self, call_id: str, pool: str = "", headers: dict[str, str] | None = None
-    ) -> None:
-        """Refund a grant whose call was never answered (with its error's headers, if any)."""
-        await self._report("release", call_id, pool, headers)
-
-    async def charge(self, call_id: str) -> None:
-        """End a grant whose call may have reached the API: its reservation stays spent."""
-        await self._report("charge", call_id)
-
-    async def pause(self, pool: str, seconds: float) -> None:
-        await self._call("pause", pool, seconds)
-
-    async def cancel_job(self, job_id: str) -> int:
-        return cast(int, await self._call("cancel_job", job_id))
-
-    async def job_queue(self, job_id: str) -> dict[str, float] | None:
-        return cast(dict[str, float] | None, await self._call("job_queue", job_id))
-
-    async def snapshot(self) -> dict[str, Any]:
-        return cast(dict[str, Any], await self._call("snapshot"))
-
-
-def keeper_client(args: GatewayArgs, redis_url: str | None) -> KeeperClient:
-    """The cluster's keeper, created on first use."""
-    return KeeperClient(
-        cluster_singleton(BudgetKeeper, KEEPER_NAME, args.model_dump_json(), redis_url)
-    )

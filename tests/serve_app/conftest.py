@@ -248,7 +248,8 @@ def generate(
 async def own_keeper(args: Any) -> AsyncIterator[Any]:
     """A budget keeper for one test (``args``: its GatewayArgs), over a real actor, apart
     from the deployed gateway's singleton."""
-    from serve_app.keeper import BudgetKeeper, KeeperClient
+    from serve_app.keeper import BudgetKeeper
+    from serve_app.keeper_client import KeeperClient
 
     actor = ray.remote(BudgetKeeper).options(num_cpus=0).remote(args.model_dump_json(), None)
     client = KeeperClient(actor)

@@ -16,7 +16,7 @@ import ray
 from serve_app.admission import Admission, Admitted, Attached
 from serve_app.config import GatewayArgs
 from serve_app.errors import QuotaExceededError, RateLimitedError
-from serve_app.keeper import KeeperClient
+from serve_app.keeper_client import KeeperClient
 from serve_app.store.actor import ActorStore
 from serve_app.store.memory import MemoryStore
 from serve_app.tenant_quota import TenantQuotas

@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 
 from agents.errors import AgentOutputError
+from agents.prompting import AgentTask, GenerationContext
 from claude_sim import SimConfig, create_app
 from serve_app.agent_pool import AgentReplica, CallMeta, _billed
 from serve_app.config import GatewayArgs
-from serve_app.keeper import KeeperClient
+from serve_app.keeper_client import KeeperClient
 from serve_app.store.memory import MemoryStore
+from tests.agents.test_page import sample_page
 from tests.agents.test_runner import task
 from tests.claude_sim.conftest import raw, sdk
 from tests.serve_app.conftest import own_keeper
@@ -136,3 +138,49 @@ def test_an_answer_cut_short_by_the_bound_is_billed_with_its_answer() -> None:
     }
     assert answer["usage"]["output_tokens"] == 900, "the answer itself is left as it was"
     assert _billed(answer, []) is answer
+
+
+ROOMY = {"rpm": 1000, "itpm": 400_000, "otpm": 100_000}
+"""Room for a lease of several review calls (about 16,000 input tokens each, uncached)."""
+LEASING = GatewayArgs.model_validate(
+    {
+        "upstream": {"agent_cache_ttl_s": 600},
+        "budget": {
+            "tier": "custom",
+            "limits": dict.fromkeys(("haiku", "sonnet", "opus"), ROOMY),
+            "lease_share": 0.25,
+            "lease_s": 0.5,
+        },
+    }
+)
+
+
+async def test_an_uncontended_replica_grants_from_its_lease_and_is_charged_what_was_reported(
+    ray_serve: tuple[int, int],
+) -> None:
+    async with own_keeper(LEASING) as keeper:
+        app = create_app(SimConfig.model_validate({"speed": 200.0}))
+        agent = AgentReplica(
+            "review", LEASING.model_dump_json(), client=sdk(app), store=MemoryStore(), keeper=keeper
+        )
+        outcomes = []
+        for n in range(3):  # three different tasks: no cache hits
+            context = GenerationContext("home", f"Make the pricing cards stand out ({n})", None)
+            outcomes.append(await agent.run(AgentTask("review", context, sample_page()), META))
+        calls = [call for outcome in outcomes for call in outcome.calls]
+        assert await requests_seen(app) == len(calls) >= 3
+        assert (await keeper.snapshot())["grants_total"] == 1, "the keeper granted one call"
+        await asyncio.sleep(0.8)  # the lease runs out and its replica gives the rest back
+        after = await settled(keeper)
+    assert after["leases_out"] == 0
+    (used,) = [
+        p["utilisation"]["1m"]
+        for p in after["pools"].values()
+        if p["queue_depth"] == 0 and p["utilisation"]["1m"]["requests"] > 0
+    ]
+    share = LEASING.budget.headroom  # utilisation is of the limits less the headroom
+    reported_in = sum(c.input_tokens + c.cache_creation_input_tokens for c in calls)
+    # Utilisation is rounded to 4 places: 40 tokens of 400,000, 10 of 100,000.
+    assert abs(used["input_tokens"] * 400_000 * share - reported_in) <= 40, "what was reported"
+    assert abs(used["output_tokens"] * 100_000 * share - sum(c.output_tokens for c in calls)) <= 10
+    assert round(used["requests"] * 1000 * LEASING.budget.headroom) == len(calls)

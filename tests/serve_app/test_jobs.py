@@ -23,7 +23,7 @@ from claude_sim import SimConfig, create_app
 from serve_app.agent_pool import AgentReplica
 from serve_app.config import GatewayArgs
 from serve_app.jobs import STALE_AFTER_S, JobRunner
-from serve_app.keeper import KeeperClient
+from serve_app.keeper_client import KeeperClient
 from serve_app.store import Fence, JobFencedError, JobRecord, Store
 from serve_app.store.memory import MemoryStore
 from tests.claude_sim.conftest import sdk

@@ -9,7 +9,7 @@ import pytest
 
 from serve_app.call_demand import CallDemand
 from serve_app.config import GatewayArgs
-from serve_app.keeper import KeeperClient
+from serve_app.keeper_client import KeeperClient
 from tests.serve_app.conftest import own_keeper
 
 pytestmark = pytest.mark.ray

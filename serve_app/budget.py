@@ -279,11 +279,13 @@ class Budget:
     def pause(self, pool_name: str, seconds: float) -> None:
         """Stop granting in a pool (the API said 429) for ``seconds``.
 
-        A 429 means our picture was too rosy, maybe of the cache: forget what was warm.
+        A 429 means our picture was too rosy, maybe of the cache: forget what was warm. The
+        pool's leases are revoked too, so that no replica grants itself a call meanwhile.
         """
         self.mirror.forget()
         pool = self.pool(pool_name)
         pool.paused_until = max(pool.paused_until, self._clock() + seconds)
+        self.leases.revoke(pool_name)
         self._pump(pool_name)
 
     def estimated_wait(self, pool_name: str, extra: CallDemand | None = None) -> float:

@@ -8,6 +8,8 @@ grant, a lease: room for a few more calls like it, debited at once, valid for
 request's whole input, no cache discount); each such call still settles with the keeper,
 which adopts it as a grant first, so what the API reported is charged exactly as for any
 other grant. The replica returns what its lease has left when it expires or is replaced.
+While it holds one it also waits on the keeper for its revocation: a pause (the API said
+429) revokes every lease of the pool, so no replica keeps sending from one after a 429.
 
 Fairness is kept because leases exist only while nobody waits: once a pool queues, the
 keeper leases nothing and every call meets the fair queue again, the leases out already
@@ -18,11 +20,12 @@ calls settled under one it does not know are not refunded. Both err on the safe 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from serve_app.call_demand import KINDS, CallDemand, Limits
 
@@ -89,6 +92,7 @@ class _Open:
     pool: str
     granted_at: float
     returned: bool = False
+    revoked: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class LeaseBook:
@@ -135,6 +139,24 @@ class LeaseBook:
             return None
         held.returned = True
         return held.pool
+
+    def revoke(self, pool: str) -> None:
+        """Revoke every lease of ``pool`` still out: their replicas stop granting from them."""
+        for held in self._open.values():
+            if held.pool == pool and not held.returned:
+                held.revoked.set()
+
+    async def revoked(self, lease_id: str, timeout_s: float) -> bool:
+        """Whether ``lease_id`` is revoked within ``timeout_s``; a lease this keeper does not
+        know (it restarted, or swept it) counts as revoked."""
+        held = self._open.get(lease_id)
+        if held is None:
+            return True
+        try:
+            await asyncio.wait_for(held.revoked.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     def sweep(self, cutoff: float) -> int:
         """Forget leases granted before ``cutoff``: what one not returned held stays spent."""

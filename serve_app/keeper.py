@@ -8,6 +8,7 @@ The protocol, as every agent replica speaks it through ``KeeperClient``:
     acquire_leasing(demand, timeout_s) -> (max_tokens, Lease | None)   and a lease with it
                                                while the pool is uncontended
     return_lease(lease_id, left)               refund what a lease did not grant
+    lease_revoked(lease_id, timeout_s) -> bool  wait for the lease's revocation (a pause)
     settle(call_id, usage, truncated, pool, headers, leased)   the API answered: charge
                                                what it reported, lower the buckets to its
                                                headers (``leased``: adopt a leased call)
@@ -151,6 +152,9 @@ class BudgetKeeper:
 
     def return_lease(self, lease_id: str, left: dict[str, float]) -> None:
         self.budget.return_lease(lease_id, left)
+
+    async def lease_revoked(self, lease_id: str, timeout_s: float) -> bool:
+        return await self.budget.leases.revoked(lease_id, timeout_s)
 
     def settle(
         self,

@@ -149,6 +149,14 @@ class KeeperClient:
         """Give back what a lease did not grant."""
         await self._report("return_lease", lease_id, left)
 
+    async def lease_revoked(self, lease_id: str, timeout_s: float) -> bool:
+        """Whether the keeper revokes ``lease_id`` within ``timeout_s``; an unreachable
+        keeper counts as revoking it (a restarted one does not know it)."""
+        try:
+            return cast(bool, await self._call("lease_revoked", lease_id, timeout_s))
+        except KeeperUnavailableError:
+            return True
+
     async def pause(self, pool: str, seconds: float) -> None:
         await self._call("pause", pool, seconds)
 

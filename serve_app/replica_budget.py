@@ -3,6 +3,7 @@
 Same verbs as ``KeeperClient`` (acquire, settle, release, charge, pause). A call that fits
 the replica's lease (see ``budget_lease``) is granted here without a round trip; any other
 asks the keeper, and the first of them while the replica holds no lease asks for one too.
+A held lease is dropped as soon as the keeper revokes it (a 429 paused its pool).
 Every call that was sent still reports its end to the keeper, leased ones with what they
 reserved, so the keeper charges exactly what the API reported either way.
 """
@@ -28,6 +29,7 @@ class _Held:
     left: dict[str, float]
     expires_at: float
     timer: asyncio.TimerHandle | None = None
+    watch: asyncio.Task[None] | None = None
 
 
 class ReplicaBudget:
@@ -91,7 +93,13 @@ class ReplicaBudget:
         held = _Held(lease, lease.amounts(), self._clock() + lease.expires_in_s)
         loop = asyncio.get_running_loop()
         held.timer = loop.call_later(lease.expires_in_s, self._expire, lease.pool, lease)
+        held.watch = loop.create_task(self._watch(lease))
         self._held[lease.pool] = held
+
+    async def _watch(self, lease: Lease) -> None:
+        """Drop ``lease`` once the keeper revokes it."""
+        if await self._keeper.lease_revoked(lease.lease_id, lease.expires_in_s):
+            self._expire(lease.pool, lease)
 
     def _expire(self, pool: str, lease: Lease) -> None:
         held = self._held.get(pool)
@@ -104,6 +112,8 @@ class ReplicaBudget:
             return
         if held.timer is not None:
             held.timer.cancel()
+        if held.watch is not None and held.watch is not asyncio.current_task():
+            held.watch.cancel()
         self._background(self._keeper.return_lease(held.lease.lease_id, held.left))
 
     async def settle(

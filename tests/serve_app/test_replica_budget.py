@@ -83,6 +83,25 @@ async def test_after_a_429_the_replica_grants_nothing_from_its_lease(
     assert (await keeper.snapshot())["leases_out"] == 0, "the lease was given back"
 
 
+async def test_a_429_on_one_replica_revokes_the_leases_of_the_others(
+    keeper: KeeperClient,
+) -> None:
+    background = Background()
+    holder, hit = ReplicaBudget(keeper, background), ReplicaBudget(keeper, background)
+    await holder.acquire(need("first"), 1.0)
+    assert (await keeper.snapshot())["leases_out"] == 1
+    await hit.pause("sonnet", 3.0)
+    # Well inside the lease's 5 s: the holder hears of the revocation and gives it back.
+    for _ in range(100):
+        if not (await keeper.snapshot())["leases_out"]:
+            break
+        await asyncio.sleep(0.02)
+    assert (await keeper.snapshot())["leases_out"] == 0
+    with pytest.raises(BudgetTimeoutError):
+        await holder.acquire(need("after-429"), 0.3)
+    await background.drain()
+
+
 async def test_a_cache_hit_refunds_into_the_lease_and_the_keeper_charges_only_what_was_sent(
     keeper: KeeperClient,
 ) -> None:

@@ -21,7 +21,8 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, NoReturn
@@ -174,8 +175,15 @@ class AgentReplica:
 
         Serve does not fail a call whose replica was killed: it hangs. The beats let the
         caller tell a dead replica from a slow call within seconds and retry elsewhere.
+        What the answer leaves to do (settling, keeping it in the cache) starts once it
+        has been handed to Serve, so that it does not delay the answer on this loop.
         """
-        work = asyncio.ensure_future(self.run(task, meta))
+        after = _AfterAnswer(self._start)
+        token = _AFTER_ANSWER.set(after)
+        try:
+            work = asyncio.ensure_future(self.run(task, meta))  # runs with ``after`` set
+        finally:
+            _AFTER_ANSWER.reset(token)
         try:
             while True:
                 done, _ = await asyncio.wait({work}, timeout=self.args.ingress.replica_beat_s)
@@ -185,6 +193,7 @@ class AgentReplica:
                 yield None
         finally:
             work.cancel()
+            after.close()
 
     async def _upstream(
         self, meta: CallMeta, early: _EarlyGrant | None, params: Params
@@ -253,6 +262,9 @@ class AgentReplica:
     ) -> tuple[MessageJSON | None, dict[str, int]]:
         """One upstream attempt under budget (``asked``: its grant, already asked for):
         the answer (None when the bound cut it) and the usage the API reported."""
+        after = _AFTER_ANSWER.get()
+        if after is not None:
+            after.flush()  # what earlier attempts left goes before this one is sent
         waited = time.monotonic()
         granted = await (asked or self._budget.acquire(demand, self._wait_s(deadline)))
         metrics().budget_wait.observe(time.monotonic() - waited, tags={"pool": demand.pool})
@@ -298,7 +310,15 @@ class AgentReplica:
         return answer, spent
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` to its end even if the caller is cancelled meanwhile."""
+        """Run ``work`` to its end even if the caller is cancelled meanwhile; inside a
+        streamed call, once its answer is out (or the next attempt goes)."""
+        after = _AFTER_ANSWER.get()
+        if after is None:
+            self._start(work)
+        else:
+            after.add(work)
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -343,6 +363,35 @@ class _EarlyGrant:
     demand: CallDemand
     granted: asyncio.Future[int]
     used: bool = False
+
+
+class _AfterAnswer:
+    """Background work a streamed call leaves, held until its answer is out."""
+
+    def __init__(self, start: Callable[[Coroutine[Any, Any, None]], None]) -> None:
+        self._start = start
+        self._held: list[Coroutine[Any, Any, None]] = []
+        self._open = True
+
+    def add(self, work: Coroutine[Any, Any, None]) -> None:
+        if self._open:
+            self._held.append(work)
+        else:
+            self._start(work)
+
+    def flush(self) -> None:
+        held, self._held = self._held, []
+        for work in held:
+            self._start(work)
+
+    def close(self) -> None:
+        """Start what is held, and from now on whatever comes (a cancelled call's charge)."""
+        self._open = False
+        self.flush()
+
+
+_AFTER_ANSWER: ContextVar[_AfterAnswer | None] = ContextVar("after_answer", default=None)
+"""The streamed call this task works for, if any."""
 
 
 class _RetryableError(Exception):

@@ -10,7 +10,6 @@ a tokenizer that counts 30% more is covered after a few calls.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections import deque
@@ -53,10 +52,11 @@ def prompt_shape(params: dict[str, Any]) -> PromptShape:
     choice = (params.get("tool_choice") or {}).get("type", "auto")
     tokens = 3 + (TOOL_USE_SYSTEM_TOKENS[choice] if params.get("tools") else 0)
     prefixes = []
-    for block in blocks:
-        encoded = json.dumps(block, sort_keys=True)
-        digest.update(encoded.encode())
-        tokens += _tokens_of(encoded)
+    tools = len(params.get("tools", []))
+    for n, block in enumerate(blocks):
+        encoded, counted = _tool_encoding(block) if n < tools else _encoding(block)
+        digest.update(encoded)
+        tokens += counted
         marker = block.get("cache_control") if isinstance(block, dict) else None
         if marker:
             prefixes.append((digest.hexdigest(), tokens, TTL_S[marker.get("ttl", "5m")]))
@@ -67,11 +67,28 @@ def prompt_shape(params: dict[str, Any]) -> PromptShape:
     return PromptShape(params["model"], tuple(prefixes), total, digest.hexdigest())
 
 
-@functools.lru_cache(maxsize=4096)
-def _tokens_of(encoded: str) -> int:
-    """Tokens of a block by its JSON: an agent's tools and system prompt, the same in every
-    call, are counted once per replica rather than once per call."""
-    return count_block(json.loads(encoded))
+def _encoding(block: Any) -> tuple[bytes, int]:
+    """A block's JSON, as hashed, and its tokens (texts that repeat are counted once)."""
+    return json.dumps(block, sort_keys=True).encode(), count_block(block)
+
+
+_TOOLS: dict[int, tuple[Any, bytes, int]] = {}
+MAX_TOOLS = 256
+
+
+def _tool_encoding(tool: Any) -> tuple[bytes, int]:
+    """``_encoding`` of a tool definition, by identity: an agent's tools are the same
+    objects in every request (built once per agent, never changed), so each replica
+    encodes them once rather than 15 KB per call. The entry holds the tool, so its id
+    cannot be reused while it is remembered."""
+    held = _TOOLS.get(id(tool))
+    if held is not None and held[0] is tool:
+        return held[1], held[2]
+    if len(_TOOLS) >= MAX_TOOLS:
+        _TOOLS.clear()
+    encoded, tokens = _encoding(tool)
+    _TOOLS[id(tool)] = (tool, encoded, tokens)
+    return encoded, tokens
 
 
 MAX_WARM = 50_000

@@ -103,6 +103,44 @@ async def settled(keeper: KeeperClient) -> dict[str, Any]:
     raise AssertionError(f"grants still open: {snapshot['grants_open']}")
 
 
+async def test_a_streamed_call_settles_and_keeps_its_answer_once_the_answer_is_out(
+    replica: Replica, keeper: KeeperClient
+) -> None:
+    agent, app = replica({})
+    stream = agent.run_beating(task("review"), META)
+    outcome = await anext(stream)
+    assert outcome is not None
+    assert outcome.output
+    await asyncio.sleep(0.3)  # a settle sent with the answer would have reached the keeper
+    assert (await keeper.snapshot())["grants_open"] == 1, "held until the answer is out"
+    assert [item async for item in stream] == []
+    await settled(keeper)  # told once the answer was out
+    again = await agent.run(task("review"), META)
+    assert again.calls == ()
+    assert await requests_seen(app) == len(outcome.calls), "kept"
+
+
+async def test_a_streamed_call_closed_mid_call_is_still_charged(keeper: KeeperClient) -> None:
+    app = create_app(SimConfig.model_validate({"speed": 0.5}))
+    args = ARGS.model_copy(
+        update={"ingress": ARGS.ingress.model_copy(update={"replica_beat_s": 0.05})}
+    )
+    agent = AgentReplica(
+        "review", args.model_dump_json(), client=sdk(app), store=MemoryStore(), keeper=keeper
+    )
+    stream = agent.run_beating(task("review"), META)
+    assert await anext(stream) is None, "a beat while the call is upstream"
+    await stream.aclose()  # the caller went away
+    after = await settled(keeper)
+    assert after["grants_total"] == 1
+    (used,) = [
+        p["utilisation"]["1m"]
+        for p in after["pools"].values()
+        if p["utilisation"]["1m"]["requests"]
+    ]
+    assert used["requests"] > 0, "the call sent stays charged"
+
+
 async def test_an_answer_that_failed_validation_is_not_cached(replica: Replica) -> None:
     agent, app = replica({"invalid_tool_input": 1.0})
     for expected in (2, 4):  # a call and its repair each time, none answered from a cache

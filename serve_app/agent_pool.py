@@ -49,6 +49,8 @@ log = logging.getLogger("nocode.agents")
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504, 529}
 AGENT_CACHE = "agent-call"
+ANSWER_GRACE_S = 0.05
+"""How long a streamed call's bookkeeping waits for its answer to be taken, at most."""
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,8 @@ class AgentReplica:
         Serve does not fail a call whose replica was killed: it hangs. The beats let the
         caller tell a dead replica from a slow call within seconds and retry elsewhere.
         What the answer leaves to do (settling, keeping it in the cache) starts once it
-        has been handed to Serve, so that it does not delay the answer on this loop.
+        has been handed to Serve (or ``ANSWER_GRACE_S`` after it was ready), so that it
+        does not delay the answer on this loop.
         """
         after = _AfterAnswer(self._start)
         token = _AFTER_ANSWER.set(after)
@@ -184,6 +187,9 @@ class AgentReplica:
             work = asyncio.ensure_future(self.run(task, meta))  # runs with ``after`` set
         finally:
             _AFTER_ANSWER.reset(token)
+        # Should nobody take the answer nor close the stream, what it left still runs.
+        loop = asyncio.get_running_loop()
+        work.add_done_callback(lambda _: loop.call_later(ANSWER_GRACE_S, after.close))
         try:
             while True:
                 done, _ = await asyncio.wait({work}, timeout=self.args.ingress.replica_beat_s)

@@ -11,6 +11,7 @@ import pytest
 from agents.errors import AgentOutputError
 from agents.prompting import AgentTask, GenerationContext
 from claude_sim import SimConfig, create_app
+from serve_app import agent_pool
 from serve_app.agent_pool import AgentReplica, CallMeta, _billed
 from serve_app.config import GatewayArgs
 from serve_app.keeper_client import KeeperClient
@@ -104,8 +105,9 @@ async def settled(keeper: KeeperClient) -> dict[str, Any]:
 
 
 async def test_a_streamed_call_settles_and_keeps_its_answer_once_the_answer_is_out(
-    replica: Replica, keeper: KeeperClient
+    replica: Replica, keeper: KeeperClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(agent_pool, "ANSWER_GRACE_S", 5.0)
     agent, app = replica({})
     stream = agent.run_beating(task("review"), META)
     outcome = await anext(stream)
@@ -118,6 +120,22 @@ async def test_a_streamed_call_settles_and_keeps_its_answer_once_the_answer_is_o
     again = await agent.run(task("review"), META)
     assert again.calls == ()
     assert await requests_seen(app) == len(outcome.calls), "kept"
+
+
+async def test_a_streamed_answer_nobody_takes_is_still_settled_and_kept(
+    replica: Replica, keeper: KeeperClient
+) -> None:
+    agent, app = replica({})
+    stream = agent.run_beating(task("review"), META)
+    outcome = None
+    while outcome is None:
+        outcome = await anext(stream)
+    # The caller has the answer but never asks for the end of the stream nor closes it.
+    await settled(keeper)
+    again = await agent.run(task("review"), META)
+    assert again.calls == ()
+    assert await requests_seen(app) == 1, "kept"
+    await stream.aclose()
 
 
 async def test_a_streamed_call_closed_mid_call_is_still_charged(keeper: KeeperClient) -> None:

@@ -262,7 +262,9 @@ async def own_keeper(args: Any) -> AsyncIterator[Any]:
 
 def held_styles_job(gw: Gateway, page_id: str, hold_s: float) -> dict[str, Any]:
     """Start a styles-only job (``stream: false``) whose one call is held ``hold_s`` in
-    the keeper (the haiku pool paused), so that a test can break something mid-job."""
+    the keeper (the haiku pool paused), so that a test can break something mid-job. The
+    instruction names the page: a page given whole is not in the prompt, and an answer
+    kept from an earlier held job (one cancelled, say) would skip the hold."""
     import ray
 
     from agents.samples import landing_page
@@ -271,7 +273,7 @@ def held_styles_job(gw: Gateway, page_id: str, hold_s: float) -> dict[str, Any]:
 
     keeper = ray.get_actor(KEEPER_NAME, namespace=NAMESPACE)
     body = {
-        "instruction": "Restyle the footer in dark mode",
+        "instruction": f"Restyle the footer of {page_id} in dark mode",
         "page": landing_page(page_id).model_dump(mode="json"),
         "user_id": user(),
         "agents": ["styles"],

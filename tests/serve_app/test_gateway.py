@@ -441,9 +441,13 @@ def test_prometheus_metrics_are_exported(gateway: Gateway) -> None:
 def test_a_stage_whose_replica_dies_is_retried_on_another(gateway: Gateway) -> None:
     import ray
 
+    from serve_app.keeper import KEEPER_NAME
+    from serve_app.singleton import NAMESPACE
+
     # Held in its styles stage (the haiku pool paused), so the kill below lands while the
     # stage is in flight rather than after it.
     job = held_styles_job(gateway, f"kill-{uuid.uuid4().hex[:6]}", 4.0)
+    keeper = ray.get_actor(KEEPER_NAME, namespace=NAMESPACE)
     events: list[tuple[int, str, dict[str, Any]]] = []
     with gateway.client() as http, http.stream("GET", job["events_url"]) as stream:
         killed = False
@@ -454,6 +458,8 @@ def test_a_stage_whose_replica_dies_is_retried_on_another(gateway: Gateway) -> N
             events += parse_sse("\n\n".join(blocks))
             started = any(e[1] == "stage" and e[2]["agent"] == "styles" for e in events)
             if started and not killed:
+                # Held from here on too, however long the stage took to start.
+                ray.get(keeper.pause.remote("haiku", 4.0))
                 time.sleep(0.5)
                 for actor in ray.util.list_named_actors(all_namespaces=True):
                     if "#agent_styles#" in actor["name"]:

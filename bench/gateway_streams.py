@@ -49,7 +49,9 @@ from bench.redisproc import redis_server
 from serve_app.agent_pool import CallMeta
 
 WARMUP = 5
-"""Hop samples dropped first each way: connections and caches warming."""
+"""Hop pairs dropped first: connections and caches warming."""
+HOP_PAUSE_S = 0.05
+"""Quiet before each timed call, for what the one before left running."""
 HUGE = {"rpm": 1_000_000, "itpm": 1_000_000_000, "otpm": 1_000_000_000}
 
 
@@ -60,7 +62,13 @@ def task(n: int) -> AgentTask:
 
 
 async def hop_overhead(base: str, samples: int) -> dict[str, Any]:
-    """Median time of one styles-agent call, direct and through the gateway."""
+    """One styles-agent call, direct and through the gateway, ``samples`` pairs.
+
+    Each pair runs in alternating order with a pause before each call, so that neither
+    side of a pair runs beside the other's leftovers (the gateway settles after its
+    answer); the overhead is the median of the pairs' differences, which a slow drift
+    of this noisy machine shifts on both sides alike.
+    """
     from ray import serve
 
     client = anthropic.AsyncAnthropic(
@@ -68,11 +76,15 @@ async def hop_overhead(base: str, samples: int) -> dict[str, Any]:
     )
     runner = AgentRunner(PipelineConfig(), sdk_send(client))
     handle = serve.get_deployment_handle("agent_styles", app_name="gateway")
-    direct, through = [], []
-    for n in range(samples):
+
+    async def direct(n: int) -> float:
+        await asyncio.sleep(HOP_PAUSE_S)
         started = time.perf_counter()
         await runner.run(task(n))
-        direct.append(time.perf_counter() - started)
+        return time.perf_counter() - started
+
+    async def through(n: int) -> float:
+        await asyncio.sleep(HOP_PAUSE_S)
         started = time.perf_counter()
         # The call as the ingress makes it: streamed, with the replica's heartbeat.
         stream = handle.options(stream=True).run_beating.remote(
@@ -80,13 +92,27 @@ async def hop_overhead(base: str, samples: int) -> dict[str, Any]:
         )
         async for _ in stream:
             pass
-        through.append(time.perf_counter() - started)
+        return time.perf_counter() - started
+
+    pairs = []
+    for n in range(samples + WARMUP):
+        if n % 2:
+            pairs.append((await direct(n), await through(n)))
+        else:
+            gateway = await through(n)
+            pairs.append((await direct(n), gateway))
     await client.close()
-    d, t = statistics.median(direct[WARMUP:]), statistics.median(through[WARMUP:])
+    kept = pairs[WARMUP:]
+    sides = zip(*kept, strict=True)
+    ms = [[round(1000 * q, 1) for q in statistics.quantiles(side, n=4)] for side in sides]
+    extra = [1000 * (t - d) for d, t in kept]
     return {
-        "direct_ms": round(d * 1000, 1),
-        "gateway_ms": round(t * 1000, 1),
-        "overhead_ms": round((t - d) * 1000, 1),
+        "direct_ms": ms[0][1],
+        "gateway_ms": ms[1][1],
+        "direct_quartiles_ms": ms[0],
+        "gateway_quartiles_ms": ms[1],
+        "overhead_ms": round(statistics.median(extra), 1),
+        "overhead_of_medians_ms": round(ms[1][1] - ms[0][1], 1),
         "samples": samples,
     }
 
@@ -284,23 +310,29 @@ def run_mode(mode: str, counts: list[int], hold_s: float, samples: int) -> dict[
         return cast(dict[str, Any], json.loads(Path(out.name).read_text()))
 
 
+def _quartiles(q: list[float]) -> str:
+    return f"{q[1]} ms ({q[0]}-{q[2]})"
+
+
 def write_report(result: dict[str, Any], samples: int) -> None:
     hops = result["modes"]
     last = next(iter(hops.values()))["runs"][-1]["streams"]
     body = (
         "**Overhead per agent hop.** One `styles` agent call on a near-instant claude_sim "
-        f"(speed 1000), median of {samples - WARMUP} calls each way (after {WARMUP} dropped), "
-        "interleaved: directly "
-        "through the SDK, and through the gateway's agent deployment (Serve handle, one "
-        "budget acquire, one settle, the agent-call cache in Redis).\n\n"
+        f"(speed 1000), {samples} pairs of calls (after {WARMUP} dropped), each pair in "
+        f"alternating order with {HOP_PAUSE_S * 1000:.0f} ms of quiet before each call: "
+        "directly through the SDK, and through the gateway's agent deployment (Serve "
+        "handle, the budget grant from the replica's lease or the keeper, one settle, the "
+        "agent-call cache in Redis). Overhead: the median of the pairs' differences "
+        "(the difference of the medians in brackets); times are median (quartiles).\n\n"
         + report.table(
             ["Serve", "direct SDK call", "through the gateway", "overhead per hop"],
             [
                 [
                     mode,
-                    f"{h['hop']['direct_ms']} ms",
-                    f"{h['hop']['gateway_ms']} ms",
-                    f"**{h['hop']['overhead_ms']} ms**",
+                    _quartiles(h["hop"]["direct_quartiles_ms"]),
+                    _quartiles(h["hop"]["gateway_quartiles_ms"]),
+                    f"**{h['hop']['overhead_ms']} ms** ({h['hop']['overhead_of_medians_ms']} ms)",
                 ]
                 for mode, h in hops.items()
             ],
@@ -369,7 +401,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--streams", default="1000,3000,5000", help="stream counts, in turn")
     parser.add_argument("--hold", type=float, default=20)
-    parser.add_argument("--samples", type=int, default=65)
+    parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--modes", default=",".join(MODES), help="Serve configurations")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()

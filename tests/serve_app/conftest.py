@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -260,18 +261,45 @@ async def own_keeper(args: Any) -> AsyncIterator[Any]:
         ray.kill(actor)
 
 
-def held_styles_job(gw: Gateway, page_id: str, hold_s: float) -> dict[str, Any]:
-    """Start a styles-only job (``stream: false``) whose one call is held ``hold_s`` in
-    the keeper (the haiku pool paused), so that a test can break something mid-job. The
-    instruction names the page: a page given whole is not in the prompt, and an answer
-    kept from an earlier held job (one cancelled, say) would skip the hold."""
-    import ray
+class PoolHold:
+    """Holds one of the keeper's pools paused until ``release``: a thread renews a short
+    pause, so the hold outlasts however long a loaded machine takes to reach the held
+    call, and ends within ``RENEW_S`` of the release."""
 
+    RENEW_S = 0.5
+
+    def __init__(self, pool: str) -> None:
+        from serve_app.keeper import KEEPER_NAME
+        from serve_app.singleton import NAMESPACE
+
+        self._keeper = ray.get_actor(KEEPER_NAME, namespace=NAMESPACE)
+        self._pool = pool
+        self._released = threading.Event()
+        self._pause()
+        self._thread = threading.Thread(target=self._renew, daemon=True)
+        self._thread.start()
+
+    def _pause(self) -> None:
+        ray.get(self._keeper.pause.remote(self._pool, 2 * self.RENEW_S))
+
+    def _renew(self) -> None:
+        while not self._released.wait(self.RENEW_S / 2):
+            self._pause()
+
+    def release(self) -> None:
+        self._released.set()
+        self._thread.join()
+
+
+@contextlib.contextmanager
+def held_styles_job(gw: Gateway, page_id: str) -> Iterator[tuple[dict[str, Any], PoolHold]]:
+    """Start a styles-only job (``stream: false``) whose one call is held in the keeper
+    (the haiku pool paused) until the hold is released or the block ends, so that a test
+    can break something mid-job. The instruction names the page: a page given whole is
+    not in the prompt, and an answer kept from an earlier held job (one cancelled, say)
+    would skip the hold."""
     from agents.samples import landing_page
-    from serve_app.keeper import KEEPER_NAME
-    from serve_app.singleton import NAMESPACE
 
-    keeper = ray.get_actor(KEEPER_NAME, namespace=NAMESPACE)
     body = {
         "instruction": f"Restyle the footer of {page_id} in dark mode",
         "page": landing_page(page_id).model_dump(mode="json"),
@@ -279,9 +307,11 @@ def held_styles_job(gw: Gateway, page_id: str, hold_s: float) -> dict[str, Any]:
         "agents": ["styles"],
         "stream": False,
     }
-    ray.get(keeper.pause.remote("haiku", hold_s))
-    job: dict[str, Any] = generate(gw, page_id, body).json()
-    return job
+    hold = PoolHold("haiku")
+    try:
+        yield generate(gw, page_id, body).json(), hold
+    finally:
+        hold.release()
 
 
 def user() -> str:

@@ -318,11 +318,12 @@ def test_identical_agent_calls_in_flight_share_one_upstream_call(gateway: Gatewa
 def test_cancel_ends_the_stream_with_a_cancelled_error(gateway: Gateway) -> None:
     # Held waiting for budget, so the cancel lands while it runs, whatever earlier tests
     # left in the caches.
-    job = held_styles_job(gateway, f"cancel-{uuid.uuid4().hex[:6]}", 3.0)
-    with gateway.client() as http:
+    page_id = f"cancel-{uuid.uuid4().hex[:6]}"
+    with held_styles_job(gateway, page_id) as (job, _), gateway.client() as http:
         cancelled = http.delete(job["status_url"])
         assert cancelled.status_code == 202
         assert cancelled.json()["status"] == "cancelling", "the job was still running"
+    with gateway.client() as http:
         events = parse_sse(http.get(job["events_url"]).text)
         status = http.get(job["status_url"]).json()
     assert events[-1][1] == "error"
@@ -441,15 +442,15 @@ def test_prometheus_metrics_are_exported(gateway: Gateway) -> None:
 def test_a_stage_whose_replica_dies_is_retried_on_another(gateway: Gateway) -> None:
     import ray
 
-    from serve_app.keeper import KEEPER_NAME
-    from serve_app.singleton import NAMESPACE
-
     # Held in its styles stage (the haiku pool paused), so the kill below lands while the
-    # stage is in flight rather than after it.
-    job = held_styles_job(gateway, f"kill-{uuid.uuid4().hex[:6]}", 4.0)
-    keeper = ray.get_actor(KEEPER_NAME, namespace=NAMESPACE)
+    # stage is in flight rather than after it; released once the replica is dead.
+    page_id = f"kill-{uuid.uuid4().hex[:6]}"
     events: list[tuple[int, str, dict[str, Any]]] = []
-    with gateway.client() as http, http.stream("GET", job["events_url"]) as stream:
+    with (
+        held_styles_job(gateway, page_id) as (job, hold),
+        gateway.client() as http,
+        http.stream("GET", job["events_url"]) as stream,
+    ):
         killed = False
         buffer = ""
         for chunk in stream.iter_text():
@@ -458,13 +459,12 @@ def test_a_stage_whose_replica_dies_is_retried_on_another(gateway: Gateway) -> N
             events += parse_sse("\n\n".join(blocks))
             started = any(e[1] == "stage" and e[2]["agent"] == "styles" for e in events)
             if started and not killed:
-                # Held from here on too, however long the stage took to start.
-                ray.get(keeper.pause.remote("haiku", 4.0))
                 time.sleep(0.5)
                 for actor in ray.util.list_named_actors(all_namespaces=True):
                     if "#agent_styles#" in actor["name"]:
                         ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]))
                         killed = True
+                hold.release()
     assert killed, "found no replica of agent_styles"
     kinds = [e[1] for e in events]
     assert kinds[-1] == "result", events[-1]

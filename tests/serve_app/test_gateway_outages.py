@@ -58,10 +58,13 @@ def test_every_route_answers_json_503_while_redis_is_down(gateway: Gateway) -> N
 def test_a_running_job_rides_out_a_redis_restart_that_lost_everything(gateway: Gateway) -> None:
     page_id = f"redis-{uuid.uuid4().hex[:6]}"
     # Held in its styles stage (the haiku pool paused) while Redis goes away.
-    job = held_styles_job(gateway, page_id, 8.0)
     events: list[tuple[int, str, dict[str, Any]]] = []
     during: list[httpx2.Response] = []
-    with gateway.client() as http, http.stream("GET", job["events_url"]) as stream:
+    with (
+        held_styles_job(gateway, page_id) as (job, hold),
+        gateway.client() as http,
+        http.stream("GET", job["events_url"]) as stream,
+    ):
         buffer = ""
         for chunk in stream.iter_text():
             buffer += chunk
@@ -77,6 +80,7 @@ def test_a_running_job_rides_out_a_redis_restart_that_lost_everything(gateway: G
                     time.sleep(2)
                 finally:
                     gateway.redis.start()
+                    hold.release()
     for reply in during:
         assert_unavailable(reply)
     ids = [e[0] for e in events]

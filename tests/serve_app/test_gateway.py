@@ -385,13 +385,19 @@ def test_deployed_keeper_serves_a_light_tenant_between_a_heavy_tenants_calls(
     assert len(order) == 13
 
 
+def _new_pages_metered(gateway: Gateway) -> int:
+    with gateway.client("globex") as http:
+        metered = http.get("/v1/capacity").json()["usage_per_generation"]
+    return int(metered.get("new_page", {}).get("generations", 0))
+
+
 def test_capacity_shows_an_operator_every_pool_and_a_tenant_only_its_own_share(
     gateway: Gateway,
 ) -> None:
+    before = _new_pages_metered(gateway)
+    reply = generate(gateway, "cap", {"instruction": "Add a footer", "user_id": user()})
+    assert parse_sse(reply.text)[-1][1] == "result"
     with gateway.client("acme") as http:
-        generate(
-            gateway, "cap", {"instruction": "Add a footer", "user_id": user(), "stream": False}
-        )
         mine = http.get("/v1/capacity").json()
     assert mine["tenant"] == "acme"
     assert set(mine) == {"tenant", "admission", "quota"}
@@ -403,9 +409,14 @@ def test_capacity_shows_an_operator_every_pool_and_a_tenant_only_its_own_share(
     assert sonnet["limits"]["requests"] == pytest.approx(120 * 0.98)
     assert "1m" in sonnet["utilisation"]
     assert "queue_depth" in sonnet
-    # The generation above (no page given: a new page) was metered for capacity planning.
-    metered = capacity["usage_per_generation"]["new_page"]
-    assert metered["generations"] >= 1
+    # The generation above (no page given: a new page) is metered for capacity planning
+    # once its job has wound up, just after its result was sent.
+    deadline = time.monotonic() + 30
+    while _new_pages_metered(gateway) <= before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    with gateway.client("globex") as http:
+        metered = http.get("/v1/capacity").json()["usage_per_generation"]["new_page"]
+    assert metered["generations"] > before
     assert sum(p["requests"] for p in metered["totals"].values()) >= metered["generations"]
     assert "usage_per_generation" not in mine
 
@@ -444,8 +455,13 @@ def test_a_stage_whose_replica_dies_is_retried_on_another(gateway: Gateway) -> N
 
     # Held in its styles stage (the haiku pool paused), so the kill below lands while the
     # stage is in flight rather than after it; released once the replica is dead.
+    from serve_app.keeper import KEEPER_NAME
+    from serve_app.singleton import NAMESPACE
+
+    keeper = ray.get_actor(KEEPER_NAME, namespace=NAMESPACE)
     page_id = f"kill-{uuid.uuid4().hex[:6]}"
     events: list[tuple[int, str, dict[str, Any]]] = []
+    seen: dict[str, Any] = {}
     with (
         held_styles_job(gateway, page_id) as (job, hold),
         gateway.client() as http,
@@ -459,6 +475,7 @@ def test_a_stage_whose_replica_dies_is_retried_on_another(gateway: Gateway) -> N
             events += parse_sse("\n\n".join(blocks))
             started = any(e[1] == "stage" and e[2]["agent"] == "styles" for e in events)
             if started and not killed:
+                seen = ray.get(keeper.snapshot.remote())
                 time.sleep(0.5)
                 for actor in ray.util.list_named_actors(all_namespaces=True):
                     if "#agent_styles#" in actor["name"]:
@@ -469,7 +486,7 @@ def test_a_stage_whose_replica_dies_is_retried_on_another(gateway: Gateway) -> N
     kinds = [e[1] for e in events]
     assert kinds[-1] == "result", events[-1]
     styles = [e[2] for e in events if e[1] == "stage" and e[2]["agent"] == "styles"]
-    assert any(s["status"] == "retrying" for s in styles), styles
+    assert any(s["status"] == "retrying" for s in styles), (styles, seen)
     assert styles[-1]["status"] == "completed", styles
 
 

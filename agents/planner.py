@@ -88,6 +88,8 @@ def _stem(word: str) -> str:
 
 _GROUP: dict[str, Group] = {g: g for g in GROUPS}
 _WEIGHT = {"strong": STRONG, "weak": WEAK}
+VAGUE_CONFIDENCE = 0.3
+"""The most a plan for a vague instruction ("make it better") is trusted."""
 
 
 def _words(text: str) -> frozenset[str]:
@@ -385,8 +387,11 @@ def plan_instruction(instruction: str, *, has_page: bool | None = None) -> Plan:
         for i, g in enumerate(GROUPS)
         if plan[i]
     }
-    sure = [max(p, 1 - p) for p in probs[: len(GROUPS)]]
-    return Plan(tuple(reasons), float(min(0.99, np.prod(sure))), tuple(reasons.items()))
+    sure = float(np.prod([max(p, 1 - p) for p in probs[: len(GROUPS)]]))
+    # A vague instruction runs everything because its wording names nothing: however sure
+    # the scores, which groups it needs is a guess.
+    confidence = min(VAGUE_CONFIDENCE if vague else 0.99, sure)
+    return Plan(tuple(reasons), confidence, tuple(reasons.items()))
 
 
 def _reason(

@@ -184,8 +184,19 @@ def summary(
     by_tenant = {t: sum(a.tenant == t for a in done) for t in tenants}
     big_users = [f"big-{i}" for i in range(tenants["big"])]
     statuses: dict[str, int] = {}
+    by_tenant_status: dict[str, dict[str, int]] = {t: {} for t in tenants}
     for a in attempts:
         statuses[a.status] = statuses.get(a.status, 0) + 1
+        mine = by_tenant_status[a.tenant]
+        mine[a.status] = mine.get(a.status, 0) + 1
+    # Generations each tenant had running on average: a tenant with none running leaves its
+    # share of the budget to the other (the fair queue only shares between waiting calls).
+    running = {
+        t: round(
+            sum(a.finished - a.submitted for a in done if a.tenant == t and a.finished) / load_s, 2
+        )
+        for t in tenants
+    }
     errors = [
         a.finished - a.submitted - a.estimate_s
         for a in done
@@ -209,6 +220,8 @@ def summary(
         "upstream_429s": upstream_429s(run.sim_after) - upstream_429s(run.sim_before),
         "lost": sum(n for s, n in statuses.items() if s.startswith("lost")),
         "statuses": statuses,
+        "statuses_by_tenant": by_tenant_status,
+        "mean_running_by_tenant": running,
         "binding_limit_used": (binding[0], f"{binding[1]} {binding[2]}"),
         "completions_per_min": round(per_min, 2),
         "budget_limit_per_min": None if limit is None else (round(limit[0], 2), limit[1]),

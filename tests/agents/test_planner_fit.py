@@ -1,11 +1,11 @@
-"""The planner's fitting: the sentence network learns what a linear score cannot, the
-same way every time."""
+"""The planner's fitting: the sentence networks learn what a linear score cannot, the
+same way every time, and score as the mean of their seeds."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from agents.planner_fit import fit_sentence, fit_words
+from agents.planner_fit import DENSE_SEEDS, SentenceNet, fit_sentence, fit_words
 
 
 def _xor(n: int = 200) -> tuple[np.ndarray, np.ndarray]:
@@ -34,6 +34,23 @@ def test_fitting_is_deterministic() -> None:
     first, second = fit_sentence(x, y), fit_sentence(x, y)
     np.testing.assert_array_equal(first.hidden, second.hidden)
     np.testing.assert_array_equal(first.out, second.out)
+
+
+def test_the_sentence_score_is_the_mean_of_networks_from_different_seeds() -> None:
+    x, y = _xor(60)
+    net = fit_sentence(x, y)
+    assert net.hidden.shape[0] == len(DENSE_SEEDS) > 1
+    alone = [
+        SentenceNet(
+            net.hidden[k : k + 1],
+            net.hidden_bias[k : k + 1],
+            net.out[k : k + 1],
+            net.out_bias[k : k + 1],
+        ).logits(x)
+        for k in range(len(DENSE_SEEDS))
+    ]
+    assert not np.allclose(alone[0], alone[1]), "each seed draws its own start"
+    np.testing.assert_allclose(net.logits(x), np.mean(alone, axis=0))
 
 
 def test_the_words_regression_weighs_the_features_that_decide() -> None:

@@ -5,9 +5,9 @@ of each word (typos and unseen forms share most of theirs: "animtions", "tiles")
 lexicon planner's own verdicts, in one logistic regression; the sentence's all-MiniLM-L6-v2
 embedding (``sentence_encoder``: "ribbon" lands near "badge") through a few small
 networks, more strongly regularised (all fitted in ``planner_fit``); each head's logit
-mixes the two, mostly the words'. Besides a head per group, one head scores whether the instruction asks for a
-new page, which always needs layout, components and styles: every new-page row teaches
-it, where each group's head learns that from a share of its rows.
+mixes the two, mostly the words'. Besides a head per group, one head scores whether the
+instruction asks for a new page, which always needs layout, components and styles: every
+new-page row teaches it, where each group's head learns that from a share of its rows.
 
 Two sets of rows ship in ``planner_data``: ``train.jsonl``, written to teach, and
 ``calibration.jsonl``, the earlier blind test splits (each read only after its one

@@ -450,6 +450,20 @@ def test_prometheus_metrics_are_exported(gateway: Gateway) -> None:
     assert "ray_nocode_budget_wait_seconds" in text
 
 
+def wait_for_held_call(keeper: Any, pool: str) -> dict[str, Any]:
+    """The keeper's snapshot once a call waits in ``pool``'s queue: the stage's call has
+    then reached its replica, so a kill lands in flight (a stage that has only started may
+    still be on its way there on a loaded machine)."""
+    import ray
+
+    deadline = time.monotonic() + 60
+    while True:
+        seen: dict[str, Any] = ray.get(keeper.snapshot.remote())
+        if seen["pools"][pool]["queue_depth"] >= 1 or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.1)
+
+
 def test_a_stage_whose_replica_dies_is_retried_on_another(gateway: Gateway) -> None:
     import ray
 
@@ -475,8 +489,7 @@ def test_a_stage_whose_replica_dies_is_retried_on_another(gateway: Gateway) -> N
             events += parse_sse("\n\n".join(blocks))
             started = any(e[1] == "stage" and e[2]["agent"] == "styles" for e in events)
             if started and not killed:
-                seen = ray.get(keeper.snapshot.remote())
-                time.sleep(0.5)
+                seen = wait_for_held_call(keeper, "haiku")
                 for actor in ray.util.list_named_actors(all_namespaces=True):
                     if "#agent_styles#" in actor["name"]:
                         ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]))

@@ -19,7 +19,7 @@ BLIND = "test split (blind)"
 DATA = report.ROOT / "agents" / "planner_data"
 LEXICON_ALONE = "test split, lexicon alone"
 SETS = {
-    BLIND: report.ROOT / "tests" / "agents" / "planner_sets" / "test12.jsonl",
+    BLIND: report.ROOT / "tests" / "agents" / "planner_sets" / "test13.jsonl",
     "shared dataset": report.ROOT.parent / "shared" / "datasets" / "instructions.jsonl",
     "calibration rows (thresholds set on them)": DATA / "calibration.jsonl",
     "training rows": DATA / "train.jsonl",

@@ -366,8 +366,9 @@ def train_shipped_model() -> None:
 def plan_instruction(instruction: str, *, has_page: bool | None = None) -> Plan:
     """The groups an instruction needs: each group the learned model scores at or above
     its calibrated threshold (a lower one where the lexicon names the group), a new page's
-    groups when the model sees a new page, everything for a vague instruction, and the
-    likeliest group when nothing else is kept.
+    groups when the model sees a new page, everything when it sees an instruction needing
+    every group or the lexicon a vague one, and the likeliest group when nothing else is
+    kept.
 
     has_page=False means the request carries no page (a new page): then layout, components
     and styles are always included. None or True: decide from the wording only.
@@ -415,10 +416,14 @@ def _reason(
     if planner_model.NEW_PAGE_NEEDS[i]:
         if has_page is False:
             return "a new page always needs it"
-        if probs[-1] >= cut.new_page:
-            return f"a new page needs it (new-page score {probs[-1]:.2f} vs {cut.new_page:.2f})"
+        if probs[planner_model.NEW_PAGE] >= cut.new_page:
+            page = probs[planner_model.NEW_PAGE]
+            return f"a new page needs it (new-page score {page:.2f} vs {cut.new_page:.2f})"
     if vague:
         return "a vague instruction: every group runs"
+    if probs[planner_model.EVERY] >= cut.every:
+        every = probs[planner_model.EVERY]
+        return f"it reads as needing every group (score {every:.2f} vs {cut.every:.2f})"
     return f"the likeliest group, since no other reaches its threshold ({score})"
 
 

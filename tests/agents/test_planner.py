@@ -158,25 +158,37 @@ def test_the_saved_model_is_the_one_the_shipped_rows_train(calibration: Calibrat
         )
 
 
-def test_plans_take_scores_the_lexicon_a_new_page_and_a_fallback() -> None:
-    cut = Thresholds(named=0.1, unnamed=0.5, new_page=0.6)
+def test_plans_take_scores_the_lexicon_a_new_page_every_group_and_a_fallback() -> None:
+    cut = Thresholds(named=0.1, unnamed=0.5, new_page=0.6, every=0.8)
     probs = np.array(
         [
-            [0.2, 0.6, 0.0, 0.0, 0.3, 0.0],  # components by score; layout as the lexicon named it
-            [0.0, 0.0, 0.0, 0.2, 0.0, 0.7],  # a new page: layout, components, styles
-            [0.1, 0.3, 0.2, 0.0, 0.0, 0.0],  # nothing passes: the likeliest group
-            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # vague: everything
+            [
+                0.2,
+                0.6,
+                0.0,
+                0.0,
+                0.3,
+                0.0,
+                0.0,
+            ],  # components by score; layout as the lexicon named it
+            [0.0, 0.0, 0.0, 0.2, 0.0, 0.7, 0.0],  # a new page: layout, components, styles
+            [0.1, 0.3, 0.2, 0.0, 0.0, 0.0, 0.0],  # nothing passes: the likeliest group
+            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # vague: everything
+            [0.0, 0.0, 0.6, 0.0, 0.0, 0.0, 0.9],  # the every-group head passes: everything
+            [0.0, 0.0, 0.6, 0.0, 0.0, 0.0, 0.7],  # below it: events only
         ]
     )
-    named = np.zeros((4, 5), dtype=bool)
+    named = np.zeros((6, 5), dtype=bool)
     named[0, [0, 4]] = True  # layout (0.2 >= 0.1) and animation (0.3 >= 0.1)
-    vague = np.array([False, False, False, True])
+    vague = np.array([False, False, False, True, False, False])
     plans = kept(probs, named, vague, cut)
     assert plans.tolist() == [
         [True, True, False, False, True],
         [True, True, False, True, False],
         [False, True, False, False, False],
         [True] * 5,
+        [True] * 5,
+        [False, False, True, False, False],
     ]
 
 

@@ -208,15 +208,7 @@ def test_plans_take_scores_the_lexicon_a_new_page_every_group_and_a_fallback() -
     cut = Thresholds(named=0.1, unnamed=0.5, new_page=0.6, every=0.8)
     probs = np.array(
         [
-            [
-                0.2,
-                0.6,
-                0.0,
-                0.0,
-                0.3,
-                0.0,
-                0.0,
-            ],  # components by score; layout as the lexicon named it
+            [0.2, 0.6, 0.0, 0.0, 0.3, 0.0, 0.0],  # components; layout, animation named
             [0.0, 0.0, 0.0, 0.2, 0.0, 0.7, 0.0],  # a new page: layout, components, styles
             [0.1, 0.3, 0.2, 0.0, 0.0, 0.0, 0.0],  # nothing passes: the likeliest group
             [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # vague: everything
@@ -236,6 +228,16 @@ def test_plans_take_scores_the_lexicon_a_new_page_every_group_and_a_fallback() -
         [True] * 5,
         [False, False, True, False, False],
     ]
+
+
+def test_a_group_kept_for_every_group_says_so() -> None:
+    """A group below its threshold that runs because the every-group head passed is
+    explained by that head's score, not as the likeliest group."""
+    model = planner_model.shipped(planner._features, planner._verdict, planner._embed)
+    probs = np.zeros(len(GROUPS) + 2)
+    probs[planner_model.EVERY] = 1.0
+    reason = planner._reason(model, [], probs, GROUPS.index("events"), ((), False), None)
+    assert reason == f"it reads as needing every group (score 1.00 vs {model.thresholds.every:.2f})"
 
 
 @pytest.mark.parametrize(

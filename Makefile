@@ -77,7 +77,7 @@ soak: install redis
 ## bench-full: every benchmark at full length (about three hours and a half)
 bench-full: install redis
 	$(BIN)/python -m bench.planner_report
-	$(BIN)/python -m bench.planner_estimate
+	$(BIN)/python -m bench.planner_estimate --jobs 2
 	$(BIN)/python -m bench.pipeline_cost
 	$(BIN)/python -m bench.sim_limits --seconds 60
 	$(BIN)/python -m bench.sim_streams --streams 1000

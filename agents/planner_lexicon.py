@@ -20,7 +20,8 @@ CUES: dict[tuple[str, str], str] = {
     "pagination navigate redirect remember persist localstorage autocomplete upload send prefill "
     "pre-fill autofill populate feed rss sync integrate keyboard shortcut hotkey logged-in "
     "signed-in personalise personalize connect wire hook payment pay purchase notify trigger "
-    "handler listener reload geolocation detect debounce",
+    "handler listener reload geolocation detect debounce book booking reserve reservation rsvp "
+    "waitlist appointment",
     ("events", "weak"): "load url urlx play pause share download save",
     ("styles", "strong"): "colour color font typeface typography serif sans-serif bold bolder "
     "italic underline uppercase lowercase spacing padding margin gap whitespace border outline "
@@ -31,8 +32,9 @@ CUES: dict[tuple[str, str], str] = {
     "orange yellow green blue purple violet pink teal cyan navy gray grey black white brown "
     "beige gold silver indigo magenta turquoise coral mint lavender highlight emphasis shade tint "
     "hue monochrome readable legible line-height kerning justify indent overlay frosted glass "
-    "neon square circular rounder sharper dim dimmer monospace arial helvetica georgia roboto lato "
-    "montserrat poppins playfair merriweather garamond futura inter raleway nunito",
+    "neon square circular rounder sharper dim dimmer caps all-caps capitalise capitalize "
+    "monospace arial helvetica georgia roboto lato montserrat poppins playfair merriweather "
+    "garamond futura inter raleway nunito",
     ("styles", "weak"): "modern minimal sleek elegant clean nice nicer pretty prettier beautiful "
     "ugly visual visually cramped crowded airy roomy breathing tight tighten loosen dense compact "
     "premium luxury playful retro vintage minimalist corporate",
@@ -110,7 +112,7 @@ PRONOUNS = "it its them they their you we us me him her"
 NEGATORS = "without no not don't dont never avoid skip"
 RESIZE = "taller shorter wider narrower height width tall shrink enlarge widen narrow resize"
 VAGUE = "better improve enhance polish redo revamp overhaul rework redesign refresh fix pop "
-VAGUE += "professional something"
+VAGUE += "professional something spruce jazz liven world-class"
 
 _LET = r"\blet (?:me|us|users?|visitors?|people|customers?|readers?|guests?|them|anyone) \w"
 # Multi-word cues: (pattern, group, strength).
@@ -128,6 +130,15 @@ PHRASES: tuple[tuple[str, str, str], ...] = (
         "strong",
     ),
     (r"\be-?mails? (?:the|us|me|them|him|her|it|our|my|an?)\b", "events", "strong"),
+    # A control that fails is its behaviour to fix: "broken links", "the form sends nothing".
+    (
+        r"\bbroken (?:\S+ ){0,2}?(?:links?|buttons?|forms?|menus?|toggles?|tabs?)\b|"
+        r"\b(?:links?|buttons?|forms?|menus?|toggles?|tabs?) (?:is |are )?broken\b|"
+        r"\b(?:does|do|doe?sn't|don't|won't) (?:nothing|not do anything|do anything)\b|"
+        r"\bnothing happens\b|\b(?:doe?sn't|does not|won't|isn't|not) (?:send|submit)",
+        "events",
+        "strong",
+    ),
     (r"\b(?:fire|send|emit|log|track)s? (?:an? )?(?:\S+ )?events?\b", "events", "strong"),
     (
         r"\bevery (?:\d+|few|couple|other) ?(?:s|secs?|seconds?|minutes?|mins?)\b",

@@ -32,7 +32,6 @@ def test_plan_prints_one_json_line(tmp_path: Path) -> None:
     plan = json.loads(line)
     assert set(plan) == {"needs", "agents", "confidence", "reasons"}
     assert "styles" in plan["needs"]
-    assert "layout" not in plan["needs"]
     assert plan["agents"][-1] == "review"
     assert set(plan["reasons"]) == set(plan["needs"])
     assert "score" in plan["reasons"]["styles"]

@@ -23,8 +23,8 @@ from agents.planner_model import (
 )
 
 DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "instructions.jsonl"
-TEST_SPLIT = Path(__file__).with_name("planner_sets") / "test14.jsonl"
-"""Written and committed (25f7083) before the planner as shipped; never read to train or tune it."""
+TEST_SPLIT = Path(__file__).with_name("planner_sets") / "test15.jsonl"
+"""Written and committed (805a1cf) before the planner as shipped; never read to train or tune it."""
 
 
 def load(path: Path) -> list[tuple[str, list[str]]]:
@@ -40,13 +40,17 @@ def summary(report: PlannerReport) -> str:
     )
 
 
+@pytest.mark.xfail(
+    strict=True, reason="issue 12 is open: blind recall 0.977 (BENCHMARKS.md), the bar is 0.99"
+)
 def test_the_untouched_test_split_keeps_recall_above_the_bar() -> None:
+    """Fails (strict) once the bar is met, so that the marker goes when it stops being true."""
     report = evaluate(load(TEST_SPLIT))
     assert report.recall >= 0.99, summary(report)
 
 
 @pytest.mark.xfail(
-    strict=True, reason="issue 12 is open: blind exact-set 0.486 (BENCHMARKS.md), the bar is 0.90"
+    strict=True, reason="issue 12 is open: blind exact-set 0.513 (BENCHMARKS.md), the bar is 0.90"
 )
 def test_the_untouched_test_split_gets_most_sets_exact() -> None:
     """Fails (strict) once the bar is met, so that the marker goes when it stops being true."""
@@ -256,6 +260,17 @@ def test_clear_instructions_keep_what_they_need_and_skip_some(
     plan = plan_instruction(instruction)
     assert set(needs) <= set(plan.needs)
     assert plan.needs != GROUPS, "a clear instruction does not run everything"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12 is open: learned from the fourteenth split, the new-page head scores this "
+    "edit 0.12, over its threshold 0.10, and adds layout and components",
+)
+def test_a_colour_change_is_not_read_as_a_new_page() -> None:
+    """Extra groups cost calls, not a page: the planner's cheap mistake, but a mistake."""
+    plan = plan_instruction("Change the primary colour to dark green")
+    assert plan.needs == ("styles",), plan
 
 
 @pytest.mark.parametrize(

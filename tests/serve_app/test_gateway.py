@@ -453,7 +453,8 @@ def test_prometheus_metrics_are_exported(gateway: Gateway) -> None:
 def wait_for_held_call(keeper: Any, pool: str) -> dict[str, Any]:
     """The keeper's snapshot once a call waits in ``pool``'s queue: the stage's call has
     then reached its replica, so a kill lands in flight (a stage that has only started may
-    still be on its way there on a loaded machine)."""
+    still be on its way there on a loaded machine). Fails if none has queued within a
+    minute: a kill then would find nothing in flight to retry."""
     import ray
 
     started = time.monotonic()

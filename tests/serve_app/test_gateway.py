@@ -450,11 +450,13 @@ def test_prometheus_metrics_are_exported(gateway: Gateway) -> None:
     assert "ray_nocode_budget_wait_seconds" in text
 
 
-def wait_for_held_call(keeper: Any, pool: str) -> dict[str, Any]:
+def wait_for_held_call(keeper: Any, pool: str, events: list[Any]) -> dict[str, Any]:
     """The keeper's snapshot once a call waits in ``pool``'s queue: the stage's call has
     then reached its replica, so a kill lands in flight (a stage that has only started may
-    still be on its way there on a loaded machine). Fails if none has queued within a
-    minute: a kill then would find nothing in flight to retry."""
+    still be on its way there on a loaded machine). Fails if none has queued within two
+    minutes, with the job's events and the keeper's grants: a kill then would find nothing
+    in flight to retry, and fresh-clone CI on a machine running other work once saw none
+    queue within one."""
     import ray
 
     started = time.monotonic()
@@ -463,7 +465,11 @@ def wait_for_held_call(keeper: Any, pool: str) -> dict[str, Any]:
         if seen["pools"][pool]["queue_depth"] >= 1:
             return seen
         waited = time.monotonic() - started
-        assert waited < 60, f"no call queued in {pool} after {waited:.0f} s: {seen['pools'][pool]}"
+        grants = {k: seen[k] for k in ("grants_total", "grants_open", "leases_out")}
+        assert waited < 120, (
+            f"no call queued in {pool} after {waited:.0f} s: {seen['pools'][pool]}; "
+            f"{grants}; events so far: {events}"
+        )
         time.sleep(0.1)
 
 
@@ -492,7 +498,7 @@ def test_a_stage_whose_replica_dies_is_retried_on_another(gateway: Gateway) -> N
             events += parse_sse("\n\n".join(blocks))
             started = any(e[1] == "stage" and e[2]["agent"] == "styles" for e in events)
             if started and not killed:
-                seen = wait_for_held_call(keeper, "haiku")
+                seen = wait_for_held_call(keeper, "haiku", events)
                 for actor in ray.util.list_named_actors(all_namespaces=True):
                     if "#agent_styles#" in actor["name"]:
                         ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]))

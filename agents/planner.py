@@ -356,10 +356,14 @@ def _embed(instruction: str) -> npt.NDArray[np.float64]:
     return bundled_encoder().embed(instruction).astype(np.float64)
 
 
+def _known(instruction: str) -> float:
+    return bundled_encoder().known_share(instruction)
+
+
 def train_shipped_model() -> None:
     """Train the model on the shipped rows and write it where ``shipped`` finds it."""
     teaching, calibrating = planner_model.training_rows(), planner_model.calibration_rows()
-    model = planner_model.train(teaching, calibrating, _features, _verdict, _embed)
+    model = planner_model.train(teaching, calibrating, _features, _verdict, _embed, _known)
     planner_model.save(model, planner_model.rows_digest(teaching, calibrating))
 
 
@@ -367,31 +371,36 @@ def plan_instruction(instruction: str, *, has_page: bool | None = None) -> Plan:
     """The groups an instruction needs: each group the learned model scores at or above
     its calibrated threshold (a lower one where the lexicon names the group), a new page's
     groups when the model sees a new page, everything when it sees an instruction needing
-    every group or the lexicon a vague one, and the likeliest group when nothing else is
-    kept.
+    every group, the lexicon a vague one or too few of its words are ones the model knows,
+    and the likeliest group when nothing else is kept.
 
     has_page=False means the request carries no page (a new page): then layout, components
     and styles are always included. None or True: decide from the wording only.
     """
-    model = shipped(_features, _verdict, _embed)
+    model = shipped(_features, _verdict, _embed, _known)
     wording = _verdict(instruction)
     named, vague = wording if has_page is not False else _verdict(instruction, False)
     feats = _features(instruction, wording)
-    probs = model.probabilities(feats, _embed(instruction))
+    probs, known = model.probabilities(feats, _embed(instruction)), _known(instruction)
     plan = planner_model.kept(
-        probs[None], np.array([[g in named for g in GROUPS]]), np.array([vague]), model.thresholds
+        probs[None],
+        np.array([[g in named for g in GROUPS]]),
+        np.array([vague]),
+        np.array([known]),
+        model.thresholds,
     )[0]
     if has_page is False:
         plan |= planner_model.NEW_PAGE_NEEDS
     reasons = {
-        g: _reason(model, feats, probs, i, (named, vague), has_page)
+        g: _reason(model, feats, probs, known, i, (named, vague), has_page)
         for i, g in enumerate(GROUPS)
         if plan[i]
     }
     sure = float(np.prod([max(p, 1 - p) for p in probs[: len(GROUPS)]]))
-    # A vague instruction runs everything because its wording names nothing: however sure
-    # the scores, which groups it needs is a guess.
-    confidence = min(VAGUE_CONFIDENCE if vague else 0.99, sure)
+    # A vague instruction runs everything because its wording names nothing, an unread one
+    # because the model barely knows its words: however sure the scores, they are a guess.
+    guess = vague or known < model.thresholds.known
+    confidence = min(VAGUE_CONFIDENCE if guess else 0.99, sure)
     return Plan(tuple(reasons), confidence, tuple(reasons.items()))
 
 
@@ -399,12 +408,13 @@ def _reason(
     model: planner_model.GroupModel,
     feats: list[str],
     probs: npt.NDArray[np.float64],
+    known: float,
     i: int,
     verdict: planner_model.Verdict,
     has_page: bool | None,
 ) -> str:
-    """Why group ``i`` is in the plan: its score, a new page, a vague instruction, or, when
-    nothing else is kept, being the likeliest group."""
+    """Why group ``i`` is in the plan: its score, a new page, a vague instruction, wording
+    the model barely knows, or, when nothing else is kept, being the likeliest group."""
     named, vague = GROUPS[i] in verdict[0], verdict[1]
     cut = model.thresholds
     threshold = cut.named if named else cut.unnamed
@@ -421,6 +431,11 @@ def _reason(
             return f"a new page needs it (new-page score {page:.2f} vs {cut.new_page:.2f})"
     if vague:
         return "a vague instruction: every group runs"
+    if known < cut.known:
+        return (
+            f"{known:.0%} of its words are known to the model, under {cut.known:.0%}: "
+            "every group runs"
+        )
     if probs[planner_model.EVERY] >= cut.every:
         every = probs[planner_model.EVERY]
         return f"it reads as needing every group (score {every:.2f} vs {cut.every:.2f})"

@@ -111,6 +111,15 @@ class WordPiece:
             start = end
         return out
 
+    def known_share(self, text: str) -> float:
+        """Share of the text's words (those with a letter) that the vocabulary holds whole,
+        as plain ASCII: near 1 for English, far lower for a language the vocabulary was not
+        built from, whose words break into pieces or unknowns. 1 for a text with no words."""
+        words = [w for w in self.words(text) if any(c.isalpha() for c in w)]
+        if not words:
+            return 1.0
+        return sum(w.isascii() and w in self._ids for w in words) / len(words)
+
     def ids(self, text: str) -> list[int]:
         pieces = [p for word in self.words(text) for p in self.pieces(word)]
         tokens = ["[CLS]", *pieces[: MAX_TOKENS - 2], "[SEP]"]
@@ -154,6 +163,11 @@ class SentenceEncoder:
         h = self._linear(x, f"{p}intermediate.dense")
         h = 0.5 * h * (1 + np.tanh(0.7978845608 * (h + 0.044715 * h * h * h)))
         return self._norm(x + self._linear(h, f"{p}output.dense"), f"{p}output.LayerNorm")
+
+    def known_share(self, text: str) -> float:
+        """Share of the text's words this encoder's vocabulary holds whole
+        (``WordPiece.known_share``): how much of the wording it can read."""
+        return self._tokenizer.known_share(text)
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - one encoder per process, kept for good
     def embed(self, text: str) -> Vector:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +101,7 @@ class Calibration:
     probs: np.ndarray
     named: np.ndarray
     vague: np.ndarray
+    known: np.ndarray
 
     @property
     def needs(self) -> np.ndarray:
@@ -118,8 +119,9 @@ def calibration() -> Calibration:
     verdicts = [planner._verdict(text) for text, _ in calibrating]
     named = np.array([[g in groups for g in GROUPS] for groups, _ in verdicts])
     vague = np.array([v for _, v in verdicts])
+    known = np.array([planner._known(text) for text, _ in calibrating])
     probs = out_of_fold(feats, embeddings, labels)[len(teaching) :]
-    return Calibration(teaching, calibrating, feats, embeddings, labels, probs, named, vague)
+    return Calibration(teaching, calibrating, feats, embeddings, labels, probs, named, vague, known)
 
 
 def _scores(plans: np.ndarray, needs: np.ndarray) -> tuple[float, float]:
@@ -132,31 +134,39 @@ def test_the_thresholds_keep_the_recall_target_out_of_fold_on_the_calibration_ro
 ) -> None:
     """The calibration as trained: plans of models that never saw a row keep the target."""
     c = calibration
-    cut = calibrate(c.probs, c.needs, c.named, c.vague, RECALL_TARGET)
-    recall, exact = _scores(kept(c.probs, c.named, c.vague, cut), c.needs)
+    cut = calibrate(c.probs, c.needs, c.named, c.vague, c.known, RECALL_TARGET)
+    recall, exact = _scores(kept(c.probs, c.named, c.vague, c.known, cut), c.needs)
     assert recall >= RECALL_TARGET
     assert cut.named <= cut.unnamed, "the lexicon naming a group is evidence for it"
     # A lower target buys exact sets and skips more; a stricter one keeps more.
-    looser = calibrate(c.probs, c.needs, c.named, c.vague, 0.9)
-    loose_plans = kept(c.probs, c.named, c.vague, looser)
+    looser = calibrate(c.probs, c.needs, c.named, c.vague, c.known, 0.9)
+    loose_plans = kept(c.probs, c.named, c.vague, c.known, looser)
     assert _scores(loose_plans, c.needs)[1] > exact
-    assert loose_plans.sum() < kept(c.probs, c.named, c.vague, cut).sum()
-    everything = calibrate(c.probs, c.needs, c.named, c.vague, 1.0)
-    assert _scores(kept(c.probs, c.named, c.vague, everything), c.needs)[0] == 1.0
+    assert loose_plans.sum() < kept(c.probs, c.named, c.vague, c.known, cut).sum()
+    everything = calibrate(c.probs, c.needs, c.named, c.vague, c.known, 1.0)
+    assert _scores(kept(c.probs, c.named, c.vague, c.known, everything), c.needs)[0] == 1.0
 
 
 def _calibrate_by_trying_all(
-    probs: np.ndarray, needs: np.ndarray, named: np.ndarray, vague: np.ndarray, target: float
+    probs: np.ndarray,
+    needs: np.ndarray,
+    named: np.ndarray,
+    vague: np.ndarray,
+    known: np.ndarray,
+    target: float,
 ) -> Thresholds:
     """What ``calibrate`` promises, done the slow way: plan with ``kept`` at every point."""
     needed = needs == 1
     best: tuple[int, int, Thresholds] | None = None
-    for every, new_page in itertools.product(planner_model.EVERY_GRID, planner_model.NEW_PAGE_GRID):
+    heads = itertools.product(
+        planner_model.KNOWN_GRID, planner_model.EVERY_GRID, planner_model.NEW_PAGE_GRID
+    )
+    for least_known, every, new_page in heads:
         for unnamed, named_cut in itertools.product(planner_model.GRID, planner_model.GRID):
             if named_cut > unnamed:
                 continue
-            cut = Thresholds(named_cut, unnamed, new_page, every)
-            plans = kept(probs, named, vague, cut)
+            cut = Thresholds(named_cut, unnamed, new_page, every, least_known)
+            plans = kept(probs, named, vague, known, cut)
             if (plans & needed).sum() < target * needed.sum():
                 continue
             key = (int((plans == needed).all(axis=1).sum()), -int(plans.sum()))
@@ -174,14 +184,16 @@ def test_calibrating_chooses_what_planning_at_every_grid_point_would(
     monkeypatch.setattr(planner_model, "GRID", (0.2, 0.35, 0.5, 0.65))
     monkeypatch.setattr(planner_model, "NEW_PAGE_GRID", (0.4, 0.7, 1.01))
     monkeypatch.setattr(planner_model, "EVERY_GRID", (0.5, 0.8, 1.01))
+    monkeypatch.setattr(planner_model, "KNOWN_GRID", (0.0, 0.5))
     rng = np.random.default_rng(7)
     needs = (rng.random((200, 5)) > 0.6).astype(np.float64)
     heads = np.stack([needs[:, [0, 1, 3]].all(axis=1), needs.all(axis=1)], axis=1)
     probs = np.hstack([needs, heads]) * 0.5 + rng.random((200, 7)) * 0.5
     named = rng.random((200, 5)) > 0.8
     vague = rng.random(200) > 0.95
-    fast = calibrate(probs, needs, named, vague, target)
-    assert fast == _calibrate_by_trying_all(probs, needs, named, vague, target)
+    known = rng.random(200)
+    fast = calibrate(probs, needs, named, vague, known, target)
+    assert fast == _calibrate_by_trying_all(probs, needs, named, vague, known, target)
     assert fast.every < 1.01
     assert fast.new_page < 1.01
 
@@ -194,7 +206,7 @@ def test_the_saved_model_is_the_one_the_shipped_rows_train(calibration: Calibrat
     assert digest == planner_model.rows_digest(c.teaching, c.calibrating), (
         "run: python -m agents train-planner"
     )
-    cut = calibrate(c.probs, c.needs, c.named, c.vague, RECALL_TARGET)
+    cut = calibrate(c.probs, c.needs, c.named, c.vague, c.known, RECALL_TARGET)
     assert saved.thresholds == cut
     fitted = planner_model.fit_model(c.feats, c.embeddings, c.labels, cut)
     assert saved.vocabulary == fitted.vocabulary
@@ -209,7 +221,7 @@ def test_the_saved_model_is_the_one_the_shipped_rows_train(calibration: Calibrat
 
 
 def test_plans_take_scores_the_lexicon_a_new_page_every_group_and_a_fallback() -> None:
-    cut = Thresholds(named=0.1, unnamed=0.5, new_page=0.6, every=0.8)
+    cut = Thresholds(named=0.1, unnamed=0.5, new_page=0.6, every=0.8, known=0.4)
     probs = np.array(
         [
             [0.2, 0.6, 0.0, 0.0, 0.3, 0.0, 0.0],  # components; layout, animation named
@@ -218,17 +230,22 @@ def test_plans_take_scores_the_lexicon_a_new_page_every_group_and_a_fallback() -
             [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # vague: everything
             [0.0, 0.0, 0.6, 0.0, 0.0, 0.0, 0.9],  # the every-group head passes: everything
             [0.0, 0.0, 0.6, 0.0, 0.0, 0.0, 0.7],  # below it: events only
+            [0.0, 0.0, 0.6, 0.0, 0.0, 0.0, 0.0],  # a third of its words known: everything
+            [0.0, 0.0, 0.6, 0.0, 0.0, 0.0, 0.0],  # 0.4 of them known: events only
         ]
     )
-    named = np.zeros((6, 5), dtype=bool)
+    named = np.zeros((8, 5), dtype=bool)
     named[0, [0, 4]] = True  # layout (0.2 >= 0.1) and animation (0.3 >= 0.1)
-    vague = np.array([False, False, False, True, False, False])
-    plans = kept(probs, named, vague, cut)
+    vague = np.array([False, False, False, True, False, False, False, False])
+    known = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1 / 3, 0.4])
+    plans = kept(probs, named, vague, known, cut)
     assert plans.tolist() == [
         [True, True, False, False, True],
         [True, True, False, True, False],
         [False, True, False, False, False],
         [True] * 5,
+        [True] * 5,
+        [False, False, True, False, False],
         [True] * 5,
         [False, False, True, False, False],
     ]
@@ -237,11 +254,28 @@ def test_plans_take_scores_the_lexicon_a_new_page_every_group_and_a_fallback() -
 def test_a_group_kept_for_every_group_says_so() -> None:
     """A group below its threshold that runs because the every-group head passed is
     explained by that head's score, not as the likeliest group."""
-    model = planner_model.shipped(planner._features, planner._verdict, planner._embed)
+    model = planner_model.shipped(
+        planner._features, planner._verdict, planner._embed, planner._known
+    )
     probs = np.zeros(len(GROUPS) + 2)
     probs[planner_model.EVERY] = 1.0
-    reason = planner._reason(model, [], probs, GROUPS.index("events"), ((), False), None)
+    reason = planner._reason(model, [], probs, 1.0, GROUPS.index("events"), ((), False), None)
     assert reason == f"it reads as needing every group (score 1.00 vs {model.thresholds.every:.2f})"
+
+
+def test_a_group_kept_for_wording_the_model_barely_knows_says_so() -> None:
+    """The share of known words is measured on the text: Thai breaks into no word the
+    encoder's vocabulary holds, English into whole words."""
+    thai = "เพิ่มปุ่มสมัครสมาชิกที่ส่วนหัว"
+    assert planner._known(thai) == 0.0
+    assert planner._known("Move the button to the header") == 1.0
+    model = planner_model.shipped(
+        planner._features, planner._verdict, planner._embed, planner._known
+    )
+    strict = replace(model, thresholds=replace(model.thresholds, known=0.5))
+    probs = np.zeros(len(GROUPS) + 2)
+    reason = planner._reason(strict, [], probs, 0.25, GROUPS.index("events"), ((), False), None)
+    assert reason == "25% of its words are known to the model, under 50%: every group runs"
 
 
 @pytest.mark.parametrize(

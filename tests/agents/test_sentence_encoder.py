@@ -47,6 +47,16 @@ def test_unknown_words_become_pieces_or_unk(tokenizer: WordPiece) -> None:
     assert ids[-1] == tokenizer.ids("")[-1]
 
 
+def test_the_known_share_counts_whole_plain_words_of_the_vocabulary(tokenizer: WordPiece) -> None:
+    assert tokenizer.known_share("Move the button to the header!") == 1.0
+    # "animtions" breaks into pieces; "价", "格" are whole tokens but not plain ASCII.
+    assert tokenizer.known_share("remove the animtions") == pytest.approx(2 / 3)
+    assert tokenizer.known_share("价格 page") == pytest.approx(1 / 3)
+    assert tokenizer.known_share("เพิ่มปุ่มสมัครสมาชิก") == 0.0
+    assert tokenizer.known_share("42 -> 7") == 1.0, "no words: nothing unread"
+    assert bundled_encoder().known_share("remove the animtions") == pytest.approx(2 / 3)
+
+
 def test_safetensors_reads_shapes_and_values(tmp_path: Path) -> None:
     header = b'{"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}'
     path = tmp_path / "t.safetensors"

@@ -17,7 +17,9 @@ DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "instruc
 def test_scores_agree_with_the_planner_on_the_shared_dataset() -> None:
     lines = [json.loads(line) for line in DATASET.read_text().splitlines() if line.strip()]
     rows = [(r["instruction"], r["needs"]) for r in lines]
-    model = planner_model.shipped(planner._features, planner._verdict, planner._embed)
+    model = planner_model.shipped(
+        planner._features, planner._verdict, planner._embed, planner._known
+    )
     recall, exact, saved = score(model, rows)
     report = evaluate(rows)
     assert recall == pytest.approx(report.recall)

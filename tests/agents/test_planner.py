@@ -23,8 +23,8 @@ from agents.planner_model import (
 )
 
 DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "instructions.jsonl"
-TEST_SPLIT = Path(__file__).with_name("planner_sets") / "test18.jsonl"
-"""Written and committed (eef860b) before the planner as shipped; never read to train or tune it."""
+TEST_SPLIT = Path(__file__).with_name("planner_sets") / "test19.jsonl"
+"""Written and committed (5025080) before the planner as shipped; never read to train or tune it."""
 
 
 def load(path: Path) -> list[tuple[str, list[str]]]:

@@ -101,7 +101,7 @@ def main() -> None:
         "small trades and events, QA notes, accessibility audit items, support tickets, "
         "typos, slang verbs, domain pages (podcast, recipe, dentist, estate agent); "
         "Rioplatense Spanish, Quebec French, Swiss German, German, Brazilian Portuguese, "
-        "Italian, Polish, Czech, Romanian, Greek, Turkish, Egyptian Arabic, Arabic, Persian, "
+        "Italian, Polish, Czech, Romanian, Greek, Turkish, Arabic, Persian, "
         "Hebrew, Hindi, Bengali, Punjabi, Gujarati, Kannada, Thai, Vietnamese, Khmer, "
         "Burmese, Lao, Mongolian, Japanese, Korean, Cantonese, Indonesian, Malay, Tagalog, "
         "Swahili, Yoruba, Hausa, Zulu, Somali, Ukrainian, Russian, Serbian, Bulgarian, "

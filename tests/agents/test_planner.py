@@ -195,6 +195,32 @@ def test_calibrating_chooses_what_planning_at_every_grid_point_would(
     assert fast.new_page < 1.01
 
 
+def test_calibrating_runs_every_group_for_rows_it_cannot_read_when_that_pays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows with few known words whose scores are noise: under a strict target, running
+    everything for them beats lowering every threshold, and the fast search finds that."""
+    monkeypatch.setattr(planner_model, "GRID", (0.2, 0.35, 0.5, 0.65))
+    monkeypatch.setattr(planner_model, "NEW_PAGE_GRID", (0.4, 0.7, 1.01))
+    monkeypatch.setattr(planner_model, "EVERY_GRID", (0.5, 0.8, 1.01))
+    monkeypatch.setattr(planner_model, "KNOWN_GRID", (0.0, 0.2))
+    rng = np.random.default_rng(7)
+    needs = (rng.random((200, 5)) > 0.6).astype(np.float64)
+    heads = np.stack([needs[:, [0, 1, 3]].all(axis=1), needs.all(axis=1)], axis=1)
+    probs = np.hstack([needs, heads]) * 0.5 + rng.random((200, 7)) * 0.5
+    named = rng.random((200, 5)) > 0.8
+    vague = rng.random(200) > 0.95
+    known = rng.random(200)
+    unread = known < 0.2
+    probs[unread] = rng.random((int(unread.sum()), 7))
+    fast = calibrate(probs, needs, named, vague, known, 0.99)
+    assert fast == _calibrate_by_trying_all(probs, needs, named, vague, known, 0.99)
+    assert fast.known == 0.2
+    plans = kept(probs, named, vague, known, fast)
+    assert plans[unread].all()
+    assert not plans[~unread & ~vague].all()
+
+
 def test_the_saved_model_is_the_one_the_shipped_rows_train(calibration: Calibration) -> None:
     """``planner_data/model.npz`` is what ``python -m agents train-planner`` writes now: a
     change to the rows, the features or the lexicon without retraining fails here."""
